@@ -1,0 +1,98 @@
+"""``create_app(settings)``: builds the runtime, services and routes of one server process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from auricle import metrics
+from auricle.api.auth import AuthGuard
+from auricle.api.errors import install_error_handlers
+from auricle.api.middleware import RequestMiddleware
+from auricle.api.routes import asr, health, jobs, models, openai
+from auricle.api.service import LocalTranscriptionService, TranscriptionService
+from auricle.config import Settings
+from auricle.runtime import Runtime
+from auricle.streaming import endpoint as streaming
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+DESCRIPTION = """Self-hosted speech-to-text. Drop-in for whisper-asr-webservice (`POST /asr`) and OpenAI's
+audio API (`/v1/audio/*`), with durable jobs (`/v1/jobs`) and WebSocket streaming (`/transcribe`)."""
+
+
+def build_service(settings: Settings, runtime: Runtime) -> TranscriptionService:
+    """The service the sync endpoints use (jobs-backed when the jobs layer provides one)."""
+    return LocalTranscriptionService(runtime, workers=settings.workers, max_queue=settings.max_queue)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI application. Models load on first use, or at start for ``preload_models``."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        runtime = app.state.runtime
+        app.state.model_ready = asyncio.Event()
+
+        async def warm() -> None:
+            try:
+                names = list(dict.fromkeys([settings.default_model, *settings.preload_models]))
+                for name in names:
+                    await asyncio.to_thread(runtime.models.get, name)
+                    metrics.MODEL_LOAD_SECONDS.labels(runtime.registry.canonical(name)).set(
+                        runtime.models.loaded().get(runtime.registry.canonical(name), 0.0)
+                    )
+                metrics.MODELS_LOADED.set(len(runtime.models.loaded()))
+            except Exception:
+                logger.exception("loading the default model failed")
+            finally:
+                app.state.model_ready.set()
+
+        warm_task = asyncio.create_task(warm())
+        try:
+            yield
+        finally:
+            warm_task.cancel()
+            await app.state.service.close()
+
+    app = FastAPI(
+        title="Auricle",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.runtime = Runtime(settings)
+    app.state.auth = AuthGuard(settings)
+    app.state.service = build_service(settings, app.state.runtime)
+
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Content-Disposition"],
+        )
+    for module in (health, asr, openai, models, jobs):
+        app.include_router(module.router)
+    app.include_router(streaming.router)
+    if STATIC_DIR.is_dir() and (STATIC_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
+    return app

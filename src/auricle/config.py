@@ -1,0 +1,182 @@
+"""Settings: the only place that reads the environment.
+
+Every field is an ``AURICLE_<NAME>`` environment variable (nested sections use ``__``,
+e.g. ``AURICLE_STREAMING__SESSION_LIMIT``). A TOML file named by ``AURICLE_CONFIG_FILE``
+can provide the same keys; the environment wins. ``auricle config`` prints the reference.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "StreamingSettings", "default_cpu_threads", "default_workers"]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def default_cpu_threads() -> int:
+    """Threads per transcription: 1 on CPU.
+
+    Measured on a 2-core machine: int8 CTranslate2 with one OpenMP thread per request and one request
+    per core gave about 3x the throughput of one request using both cores (see bench/throughput.py).
+    """
+    return 1
+
+
+def default_workers() -> int:
+    """Transcriptions run at once: one per core, since each uses one thread."""
+    return max(1, _cores() // default_cpu_threads())
+
+
+class StreamingSettings(BaseModel):
+    """Limits of the WebSocket ``/transcribe`` endpoint."""
+
+    session_limit: int = Field(20, ge=1, description="Maximum concurrent streaming sessions.")
+    idle_timeout_s: float = Field(120.0, gt=0, description="Seconds without any client message before closing.")
+    max_session_s: float = Field(7200.0, gt=0, description="Maximum session length in seconds of wall time.")
+    max_transcript_bytes: int = Field(1_000_000, ge=1, description="Maximum size of a session's transcript (bytes).")
+    max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1, description="Maximum size of one WebSocket frame (bytes).")
+    buffer_s: float = Field(30.0, gt=1, description="Per-session audio buffer (seconds) used for backpressure.")
+    model: str | None = Field(None, description="Default streaming model (defaults to the server's default model).")
+
+
+class Settings(BaseSettings):
+    """Auricle configuration. Every field has a safe default so that ``auricle serve`` works with none."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AURICLE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # -- models -----------------------------------------------------------------------------------
+    default_model: str = Field("base", description="Model used when a request names none (or names `whisper-1`).")
+    preload_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Models loaded at start (comma-separated list or JSON array)."
+    )
+    models_dir: Path | None = Field(
+        None, description="Extra directory searched for CTranslate2 model folders named after the model."
+    )
+    allow_download: bool = Field(
+        False, description="Allow downloading hub models (`small`, `large-v3` ...) when online. Off by default."
+    )
+    model_idle_ttl_s: float = Field(0.0, ge=0, description="Unload a model idle for this many seconds (0 = never).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; `auto` picks CUDA when present.")
+    compute_type: str = Field("default", description="CTranslate2 compute type; `default` = int8 on CPU, float16 on CUDA.")
+    cpu_threads: int = Field(
+        default_factory=default_cpu_threads, ge=1, description="CPU threads per transcription (measured best: 1)."
+    )
+    workers: int = Field(
+        default_factory=default_workers, ge=1, description="Transcriptions run at the same time (default: CPU cores)."
+    )
+    batch_size: int = Field(8, ge=1, description="Speech chunks decoded together for long files (batched pipeline).")
+    beam_size: int = Field(5, ge=1, le=20, description="Beam size for decoding.")
+
+    # -- data and limits ---------------------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="Directory for the job database, spooled uploads and caches.")
+    cache_dir: Path | None = Field(None, description="Where assembled model files are cached (default data_dir/models).")
+    max_upload_mb: float = Field(1024.0, gt=0, description="Maximum upload size in MB (413 beyond).")
+    max_audio_s: float = Field(4 * 3600.0, gt=0, description="Maximum audio duration in seconds (413 beyond).")
+    max_queue: int = Field(64, ge=0, description="Requests/jobs allowed to wait for a worker (503 beyond).")
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `auricle serve` listens on.")
+    port: int = Field(9000, ge=0, le=65535, description="Port `auricle serve` listens on (9000 like whisper-asr-webservice).")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="API keys; when set every route but /health and /ready needs a Bearer key."
+    )
+    protect_metrics: bool = Field(True, description="Require an API key for /metrics when keys are configured.")
+    auth_fail_limit: int = Field(10, ge=1, description="Failed auth attempts from one address before 429.")
+    auth_fail_window_s: float = Field(60.0, gt=0, description="Window (and lock-out time) for failed auth attempts.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Allowed CORS origins (default none).")
+    asr_word_timestamps_default: bool = Field(
+        False, description="`/asr` word timestamps when the client sends none (whisper-asr-webservice: false)."
+    )
+    asr_diarize_default: bool = Field(False, description="`/asr` diarization when the client sends no flag.")
+    asr_subtitles_as_json: bool = Field(
+        False, description="Wrap srt/vtt/tsv/text `/asr` answers in JSON (WhisperX service style) instead of raw bodies."
+    )
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    redis_url: str | None = Field(None, description="Redis/Valkey URL; when set jobs go through Redis to `auricle worker`s.")
+    local_workers: bool = Field(True, description="Run job workers inside `auricle serve` (embedded mode).")
+    job_ttl_s: float = Field(7 * 86400.0, gt=0, description="Seconds a finished job's result and audio are kept.")
+    job_lease_s: float = Field(60.0, gt=0, description="Seconds a claimed job stays leased without a heartbeat.")
+
+    # -- logs ------------------------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Log level.")
+    log_format: Literal["text", "json"] = Field("text", description="`text` or `json` lines.")
+
+    streaming: StreamingSettings = Field(default_factory=StreamingSettings, description="WebSocket streaming limits.")
+
+    @field_validator("preload_models", "api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """Accept a comma-separated string or a JSON array for list settings."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("AURICLE_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Directory holding assembled bundled models."""
+        return self.cache_dir or (self.data_dir / "models")
+
+    @property
+    def spool_dir(self) -> Path:
+        """Directory for uploaded audio."""
+        return self.data_dir / "spool"
+
+
+def reference() -> list[dict[str, Any]]:
+    """The configuration reference, drawn from the Settings class (used by `auricle config` and the README)."""
+    rows: list[dict[str, Any]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name.upper()}__")
+                continue
+            default = field.get_default(call_default_factory=False) if field.default_factory is None else "(computed)"
+            rows.append({"env": f"{prefix}{name.upper()}", "default": default, "description": field.description or ""})
+
+    walk(Settings, "AURICLE_")
+    return rows

@@ -1,0 +1,136 @@
+"""Decode any audio or video file to 16 kHz mono float32 with PyAV (FFmpeg's libraries, no ffmpeg binary).
+
+Frames are resampled as they are demuxed and written into one growing array, so a long file is held once,
+not as a list of frames plus a concatenated copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+from auricle.engine.types import SAMPLE_RATE, Audio
+from auricle.errors import AudioDecodeError, TooLargeError
+
+__all__ = ["decode", "decode_pcm_s16le", "probe_duration"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Growing:
+    """A float32 buffer of shape (channels, n) that doubles its capacity as samples arrive."""
+
+    def __init__(self, channels: int, capacity: int) -> None:
+        self.data = np.empty((channels, max(capacity, SAMPLE_RATE)), dtype=np.float32)
+        self.size = 0
+
+    def append(self, block: np.ndarray) -> None:
+        n = block.shape[1]
+        if self.size + n > self.data.shape[1]:
+            grown = np.empty((self.data.shape[0], max(self.data.shape[1] * 2, self.size + n)), dtype=np.float32)
+            grown[:, : self.size] = self.data[:, : self.size]
+            self.data = grown
+        self.data[:, self.size : self.size + n] = block
+        self.size += n
+
+    def result(self) -> np.ndarray:
+        return self.data[:, : self.size].copy() if self.size < self.data.shape[1] else self.data
+
+
+def decode(
+    source: str | Path | BinaryIO,
+    *,
+    keep_channels: bool = False,
+    max_seconds: float | None = None,
+) -> Audio:
+    """Decode the first audio stream of ``source``.
+
+    Args:
+        source: a path or a binary file object.
+        keep_channels: for a two-channel source, also return both channels (for per-channel diarization).
+        max_seconds: raise :class:`TooLargeError` once more audio than this has been decoded.
+
+    Raises:
+        AudioDecodeError: empty, truncated, corrupt or non-audio input, or a video without audio.
+        TooLargeError: longer than ``max_seconds``.
+    """
+    try:
+        container = av.open(source if not isinstance(source, Path) else str(source), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise AudioDecodeError(_describe(exc)) from exc
+    try:
+        if not container.streams.audio:
+            raise AudioDecodeError("the file has no audio stream")
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        stereo = keep_channels and stream.channels == 2
+        layout = "stereo" if stereo else "mono"
+        resampler = av.AudioResampler(format="flt", layout=layout, rate=SAMPLE_RATE)
+        estimate = int((float(stream.duration * stream.time_base) if stream.duration else 60.0) * SAMPLE_RATE)
+        buffer = _Growing(2 if stereo else 1, estimate + SAMPLE_RATE)
+        limit = int(max_seconds * SAMPLE_RATE) if max_seconds else None
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None  # let the resampler keep its own clock (avoids gaps on broken timestamps)
+                for out in resampler.resample(frame):
+                    buffer.append(_planes(out, stereo))
+                if limit is not None and buffer.size > limit:
+                    raise TooLargeError(
+                        f"audio is longer than the limit of {max_seconds:.0f} seconds", param="file"
+                    )
+            for out in resampler.resample(None):
+                buffer.append(_planes(out, stereo))
+        except (av.FFmpegError, ValueError) as exc:
+            raise AudioDecodeError(_describe(exc)) from exc
+    finally:
+        container.close()
+    if buffer.size == 0:
+        raise AudioDecodeError("no audio samples could be decoded (empty or truncated file)")
+    data = buffer.result()
+    if stereo:
+        return Audio(samples=data.mean(axis=0).astype(np.float32), channels=data)
+    return Audio(samples=data[0])
+
+
+def _planes(frame: av.AudioFrame, stereo: bool) -> np.ndarray:
+    array = frame.to_ndarray()
+    # Packed float "flt" comes as (1, n*channels) interleaved.
+    if stereo:
+        return array.reshape(-1, 2).T
+    return array.reshape(1, -1)
+
+
+def decode_pcm_s16le(data: bytes, *, max_seconds: float | None = None) -> Audio:
+    """Interpret raw bytes as 16 kHz mono signed 16-bit little-endian PCM (the `/asr?encode=false` body)."""
+    if len(data) < 2:
+        raise AudioDecodeError("the raw PCM body is empty")
+    usable = len(data) - (len(data) % 2)
+    samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+    if max_seconds and len(samples) > max_seconds * SAMPLE_RATE:
+        raise TooLargeError(f"audio is longer than the limit of {max_seconds:.0f} seconds", param="file")
+    return Audio(samples=samples)
+
+
+def probe_duration(source: str | Path) -> float | None:
+    """The container's stated duration in seconds, when it states one (cheap; no decoding)."""
+    try:
+        with av.open(str(source), metadata_errors="ignore") as container:
+            if container.duration:
+                return float(container.duration) / av.time_base
+            if container.streams.audio and container.streams.audio[0].duration:
+                stream = container.streams.audio[0]
+                return float(stream.duration * stream.time_base)
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if "Invalid data found" in text:
+        return "the file is not a recognised audio or video format, or it is corrupt"
+    return text

@@ -1,0 +1,82 @@
+"""Prometheus metrics, one module so that names stay consistent. Exposed at ``GET /metrics``.
+
+Metrics are process-wide (prometheus_client's default registry), as is usual for exporters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "AUDIO_SECONDS",
+    "BACKPRESSURE_EVENTS",
+    "ERRORS",
+    "IN_FLIGHT",
+    "JOBS_BY_STATE",
+    "JOB_RUN_SECONDS",
+    "JOB_WAIT_SECONDS",
+    "MODELS_LOADED",
+    "MODEL_LOAD_SECONDS",
+    "PROCESSING_SECONDS",
+    "QUEUE_DEPTH",
+    "REAL_TIME_FACTOR",
+    "REQUESTS",
+    "REQUEST_SECONDS",
+    "STAGE_SECONDS",
+    "STREAM_AUDIO_BYTES",
+    "STREAM_CONFIRM_SECONDS",
+    "STREAM_ERRORS",
+    "STREAM_FIRST_HYPOTHESIS_SECONDS",
+    "STREAM_SESSIONS",
+    "WAITING",
+    "WORKERS",
+]
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800)
+_STREAM_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
+
+# HTTP
+REQUESTS = Counter("auricle_http_requests_total", "HTTP requests by route and status.", ["route", "method", "status"])
+REQUEST_SECONDS = Histogram(
+    "auricle_http_request_seconds", "HTTP request latency.", ["route"], buckets=_LATENCY_BUCKETS
+)
+ERRORS = Counter("auricle_errors_total", "Errors reported to clients, by type.", ["type"])
+IN_FLIGHT = Gauge("auricle_transcriptions_in_flight", "Transcriptions running now in this process.")
+WAITING = Gauge("auricle_transcriptions_waiting", "Sync requests waiting for a worker in this process.")
+
+# Transcription
+PROCESSING_SECONDS = Histogram(
+    "auricle_processing_seconds", "Wall time to transcribe one file.", buckets=_LATENCY_BUCKETS
+)
+STAGE_SECONDS = Histogram(
+    "auricle_stage_seconds", "Wall time per pipeline stage.", ["stage"], buckets=_LATENCY_BUCKETS
+)
+AUDIO_SECONDS = Counter("auricle_audio_seconds_total", "Seconds of audio transcribed.")
+REAL_TIME_FACTOR = Histogram(
+    "auricle_real_time_factor",
+    "Audio seconds per wall second for one file (higher is faster).",
+    buckets=(0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+)
+MODEL_LOAD_SECONDS = Gauge("auricle_model_load_seconds", "Time it took to load a model.", ["model"])
+MODELS_LOADED = Gauge("auricle_models_loaded", "Models loaded in this process.")
+
+# Jobs
+QUEUE_DEPTH = Gauge("auricle_queue_depth", "Jobs waiting to run.")
+JOBS_BY_STATE = Gauge("auricle_jobs", "Jobs by state.", ["state"])
+JOB_WAIT_SECONDS = Histogram("auricle_job_wait_seconds", "Time from submit to start.", buckets=_LATENCY_BUCKETS)
+JOB_RUN_SECONDS = Histogram("auricle_job_run_seconds", "Time from start to finish.", buckets=_LATENCY_BUCKETS)
+WORKERS = Gauge("auricle_workers", "Job workers alive.")
+
+# Streaming
+STREAM_SESSIONS = Gauge("auricle_stream_sessions", "Active streaming sessions.")
+STREAM_AUDIO_BYTES = Counter("auricle_stream_audio_bytes_total", "Audio bytes received over WebSocket.")
+STREAM_FIRST_HYPOTHESIS_SECONDS = Histogram(
+    "auricle_stream_first_hypothesis_seconds",
+    "Time from a word's audio arriving to its first hypothesis.",
+    buckets=_STREAM_BUCKETS,
+)
+STREAM_CONFIRM_SECONDS = Histogram(
+    "auricle_stream_confirm_seconds", "Time from a word's audio arriving to its confirmation.", buckets=_STREAM_BUCKETS
+)
+BACKPRESSURE_EVENTS = Counter("auricle_stream_backpressure_total", "Backpressure messages sent.", ["action"])
+STREAM_ERRORS = Counter("auricle_stream_errors_total", "Streaming errors by code.", ["code"])
