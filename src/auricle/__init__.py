@@ -1,0 +1,4 @@
+"""Auricle: self-hosted speech-to-text server."""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -30,6 +30,11 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _xdg(variable: str, fallback: str) -> Path:
+    base = os.environ.get(variable)
+    return (Path(base) if base else Path.home() / fallback) / "auricle"
+
+
 def default_cpu_threads() -> int:
     """Threads per transcription: 1 on CPU.
 
@@ -90,8 +95,14 @@ class Settings(BaseSettings):
     beam_size: int = Field(5, ge=1, le=20, description="Beam size for decoding.")
 
     # -- data and limits ---------------------------------------------------------------------------
-    data_dir: Path = Field(Path("data"), description="Directory for the job database, spooled uploads and caches.")
-    cache_dir: Path | None = Field(None, description="Where assembled model files are cached (default data_dir/models).")
+    data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"),
+        description="Directory for the job database and spooled uploads (default ~/.local/share/auricle).",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"),
+        description="Where assembled bundled models are cached (default ~/.cache/auricle).",
+    )
     max_upload_mb: float = Field(1024.0, gt=0, description="Maximum upload size in MB (413 beyond).")
     max_audio_s: float = Field(4 * 3600.0, gt=0, description="Maximum audio duration in seconds (413 beyond).")
     max_queue: int = Field(64, ge=0, description="Requests/jobs allowed to wait for a worker (503 beyond).")
@@ -157,7 +168,7 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         """Directory holding assembled bundled models."""
-        return self.cache_dir or (self.data_dir / "models")
+        return self.cache_dir / "models"
 
     @property
     def spool_dir(self) -> Path:

@@ -29,9 +29,9 @@ def render_vtt(transcript: Transcript) -> str:
     """
     blocks = [_HEADER]
     for segment, lines in cues(transcript):
-        lines = [_escape(line) for line in lines]
+        escaped = [_escape(line) for line in lines]
         if segment.speaker:
-            lines[0] = f"<v {_escape(segment.speaker)}>{lines[0]}"
+            escaped[0] = f"<v {_escape(segment.speaker)}>{escaped[0]}"
         times = f"{timestamp(segment.start, '.')} --> {timestamp(segment.end, '.')}"
-        blocks.append("\n".join([times, *lines]) + "\n\n")
+        blocks.append("\n".join([times, *escaped]) + "\n\n")
     return "".join(blocks)

@@ -1,0 +1,3 @@
+from auricle.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""Turning loosely-typed client parameters (query string or form fields) into :class:`TranscribeOptions`.
+
+Real clients send booleans as ``true/false/1/0`` and numbers as strings, in the query string or in the form;
+every bad value becomes an :class:`InvalidRequestError` naming the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from auricle.engine.languages import normalise_language
+from auricle.engine.types import TranscribeOptions
+from auricle.errors import InvalidRequestError, UnsupportedLanguageError
+from auricle.models.registry import ModelRegistry
+
+__all__ = ["merged_params", "options_from_params", "parse_bool", "parse_float", "parse_int", "parse_language"]
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def parse_bool(value: Any, name: str, default: bool) -> bool:
+    """``true/false/1/0/yes/no/on/off`` (any case); None gives ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidRequestError(f"'{name}' must be true or false, not '{value}'", param=name)
+
+
+def parse_int(value: Any, name: str, *, minimum: int = 1, maximum: int = 64) -> int | None:
+    """An integer within bounds, or None when absent or empty."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidRequestError(f"'{name}' must be a whole number, not '{value}'", param=name) from None
+    if not minimum <= number <= maximum:
+        raise InvalidRequestError(f"'{name}' must be between {minimum} and {maximum}, not {number}", param=name)
+    return number
+
+
+def parse_float(value: Any, name: str, *, minimum: float, maximum: float) -> float | None:
+    """A float within bounds, or None when absent or empty."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise InvalidRequestError(f"'{name}' must be a number, not '{value}'", param=name) from None
+    if not minimum <= number <= maximum or number != number:
+        raise InvalidRequestError(f"'{name}' must be between {minimum:g} and {maximum:g}", param=name)
+    return number
+
+
+def parse_language(value: Any, name: str = "language") -> str | None:
+    """A Whisper language code from a code or name; ``auto``/empty means detect."""
+    if value is None or str(value).strip().lower() in ("", "auto", "detect", "none", "null"):
+        return None
+    code = normalise_language(str(value))
+    if code is None:
+        raise UnsupportedLanguageError(
+            f"unsupported language '{value}': use an ISO 639-1 code Whisper knows (e.g. en, de, zh) or 'auto'",
+            param=name,
+        )
+    return code
+
+
+def merged_params(query: Mapping[str, str], form: Mapping[str, Any]) -> dict[str, Any]:
+    """Form fields and query parameters together; the query wins (it is what the reference clients send)."""
+    merged: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    merged.update(query)
+    return merged
+
+
+def options_from_params(
+    params: Mapping[str, Any],
+    registry: ModelRegistry,
+    *,
+    word_timestamps_default: bool = False,
+    diarize_default: bool = False,
+) -> TranscribeOptions:
+    """Build options from ``/asr``-style parameters (also used by the jobs API)."""
+    task = (params.get("task") or "transcribe").strip().lower()
+    if task not in ("transcribe", "translate"):
+        raise InvalidRequestError(f"'task' must be 'transcribe' or 'translate', not '{task}'", param="task")
+    model = params.get("model") or None
+    if model:
+        registry.info(model)  # raises UnknownModelError listing the available models
+    diarize = parse_bool(params.get("diarize"), "diarize", diarize_default)
+    diarize = parse_bool(params.get("enable_diarization"), "enable_diarization", diarize)
+    num = parse_int(params.get("num_speakers"), "num_speakers")
+    low = parse_int(params.get("min_speakers"), "min_speakers")
+    high = parse_int(params.get("max_speakers"), "max_speakers")
+    if low and high and low > high:
+        raise InvalidRequestError("'min_speakers' must not be larger than 'max_speakers'", param="min_speakers")
+    return TranscribeOptions(
+        model=registry.canonical(model),
+        language=parse_language(params.get("language")),
+        task=task,  # type: ignore[arg-type]
+        initial_prompt=(params.get("initial_prompt") or params.get("prompt") or None),
+        hotwords=params.get("hotwords") or None,
+        word_timestamps=parse_bool(params.get("word_timestamps"), "word_timestamps", word_timestamps_default),
+        vad_filter=parse_bool(params.get("vad_filter"), "vad_filter", True),
+        diarize=diarize,
+        num_speakers=num,
+        min_speakers=low,
+        max_speakers=high,
+        return_speaker_embeddings=parse_bool(
+            params.get("return_speaker_embeddings"), "return_speaker_embeddings", False
+        ),
+    )

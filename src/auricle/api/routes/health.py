@@ -1,0 +1,57 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from auricle import __version__, metrics
+from auricle.engine.transcribe import resolve_device
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness: the process answers, with loaded models and device")
+async def health(request: Request) -> dict[str, object]:
+    """Always 200 while the process serves requests (never blocked by running transcriptions)."""
+    settings = request.app.state.settings
+    runtime = request.app.state.runtime
+    device, compute_type = resolve_device(settings.device, settings.compute_type)
+    return {
+        "status": "ok",
+        "version": __version__,
+        "default_model": runtime.registry.default,
+        "models_loaded": sorted(runtime.models.loaded()),
+        "device": device,
+        "compute_type": compute_type,
+    }
+
+
+@router.get("/ready", summary="Readiness: 503 until the default model is loaded, and while the queue is full")
+async def ready(request: Request) -> JSONResponse:
+    """200 when new work would be accepted and served promptly."""
+    runtime = request.app.state.runtime
+    service = request.app.state.service
+    waiting, capacity = service.saturation()
+    reasons = []
+    model_ready = getattr(request.app.state, "model_ready", None)
+    if request.app.state.settings.local_workers and not runtime.models.is_loaded(None):
+        reasons.append("loading the default model" if model_ready and not model_ready.is_set() else "model not loaded")
+    if capacity >= 0 and waiting >= capacity:
+        reasons.append("queue is full")
+    body = {"ready": not reasons, "waiting": waiting, "queue_capacity": capacity, "reasons": reasons}
+    return JSONResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "5"} if reasons else None)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text exposition format."""
+    runtime = request.app.state.runtime
+    loaded = runtime.models.loaded()
+    metrics.MODELS_LOADED.set(len(loaded))
+    for name, seconds in loaded.items():
+        metrics.MODEL_LOAD_SECONDS.labels(name).set(seconds)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,167 @@
+"""OpenAI-compatible audio routes: ``POST /v1/audio/transcriptions`` and ``POST /v1/audio/translations``.
+
+The official ``openai`` SDK works unchanged against these (base_url ``http://host:9000/v1``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from auricle.api.params import parse_bool, parse_float, parse_language
+from auricle.api.service import TranscriptionResult
+from auricle.api.transcription import spool, stream_request, transcribe_request
+from auricle.engine.formats import MEDIA_TYPES, render, to_diarized_json, to_verbose_json
+from auricle.engine.types import TranscribeOptions, Transcript
+from auricle.errors import InvalidRequestError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/audio", tags=["openai"])
+
+_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+
+
+def _options(
+    request: Request,
+    *,
+    model: str | None,
+    language: str | None,
+    prompt: str | None,
+    response_format: str,
+    temperature: str | None,
+    granularities: list[str],
+    task: str,
+    diarize: str | None,
+) -> TranscribeOptions:
+    registry = request.app.state.runtime.registry
+    if response_format not in _FORMATS:
+        raise InvalidRequestError(
+            f"unknown response_format '{response_format}': use one of {', '.join(_FORMATS)}", param="response_format"
+        )
+    unknown = [g for g in granularities if g not in ("word", "segment")]
+    if unknown:
+        raise InvalidRequestError(
+            f"unknown timestamp_granularities value '{unknown[0]}': use word and/or segment",
+            param="timestamp_granularities[]",
+        )
+    if model:
+        registry.info(model)
+    wants_diarization = response_format == "diarized_json" or parse_bool(diarize, "diarize", False)
+    return TranscribeOptions(
+        model=registry.canonical(model),
+        language=parse_language(language),
+        task=task,  # type: ignore[arg-type]
+        initial_prompt=prompt or None,
+        word_timestamps="word" in granularities or wants_diarization,
+        temperature=parse_float(temperature, "temperature", minimum=0.0, maximum=1.0),
+        diarize=wants_diarization,
+    )
+
+
+def _render(transcript: Transcript, response_format: str, granularities: list[str]) -> Response:
+    if response_format == "json":
+        return JSONResponse({"text": transcript.text})
+    if response_format == "verbose_json":
+        include_segments = "segment" in granularities or not granularities
+        return JSONResponse(
+            to_verbose_json(transcript, include_words="word" in granularities, include_segments=include_segments)
+        )
+    if response_format == "diarized_json":
+        return JSONResponse(to_diarized_json(transcript))
+    return Response(render(transcript, response_format), media_type=MEDIA_TYPES[response_format])
+
+
+def _sse(payload: dict[str, object]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+async def _events(request: Request, path: object, options: TranscribeOptions) -> AsyncIterator[str]:
+    async for item in stream_request(request, path, options):  # type: ignore[arg-type]
+        if isinstance(item, TranscriptionResult):
+            yield _sse({"type": "transcript.text.done", "text": item.transcript.text})
+        elif item.kind == "segment" and item.segment is not None:
+            yield _sse({"type": "transcript.text.delta", "delta": item.segment.text.strip() + " ",
+                        "segment_id": f"seg_{item.segment.id}"})
+
+
+async def _handle(
+    request: Request,
+    file: UploadFile | None,
+    *,
+    task: str,
+    model: str | None,
+    language: str | None,
+    prompt: str | None,
+    response_format: str | None,
+    temperature: str | None,
+    granularities: list[str] | None,
+    stream: str | None,
+    diarize: str | None,
+) -> Response:
+    response_format = (response_format or "json").strip().lower()
+    granularities = [g.strip().lower() for g in (granularities or []) if g.strip()]
+    options = _options(
+        request, model=model, language=language, prompt=prompt, response_format=response_format,
+        temperature=temperature, granularities=granularities, task=task, diarize=diarize,
+    )
+    streaming = parse_bool(stream, "stream", False)
+    path = await spool(request, file, "file")
+    if streaming:
+        return StreamingResponse(_events(request, path, options), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+    result = await transcribe_request(request, path, options)
+    return _render(result.transcript, response_format, granularities)
+
+
+Model = Annotated[str | None, Form(description="Model name; `whisper-1` means the server default.")]
+Prompt = Annotated[str | None, Form(description="Text to guide style and vocabulary.")]
+Fmt = Annotated[str | None, Form(description="json (default), text, srt, vtt, verbose_json or diarized_json.")]
+Temperature = Annotated[str | None, Form(description="Sampling temperature, 0 to 1.")]
+Stream = Annotated[str | None, Form(description="true: server-sent events transcript.text.delta / .done.")]
+Diarize = Annotated[str | None, Form(description="true: label speakers (also implied by diarized_json).")]
+Upload = Annotated[UploadFile | None, File(description="Audio or video file.")]
+
+
+@router.post("/transcriptions", summary="Transcribe audio (OpenAI compatible)")
+async def transcriptions(
+    request: Request,
+    file: Upload = None,
+    model: Model = None,
+    language: Annotated[str | None, Form(description="ISO 639-1 code; omit to detect.")] = None,
+    prompt: Prompt = None,
+    response_format: Fmt = None,
+    temperature: Temperature = None,
+    timestamp_granularities: Annotated[
+        list[str] | None,
+        Form(alias="timestamp_granularities[]", description="`word` and/or `segment` (with verbose_json)."),
+    ] = None,
+    stream: Stream = None,
+    diarize: Diarize = None,
+) -> Response:
+    """Like OpenAI's endpoint; errors come in OpenAI's `{"error": {...}}` envelope."""
+    return await _handle(
+        request, file, task="transcribe", model=model, language=language, prompt=prompt,
+        response_format=response_format, temperature=temperature, granularities=timestamp_granularities,
+        stream=stream, diarize=diarize,
+    )
+
+
+@router.post("/translations", summary="Translate audio to English text (OpenAI compatible)")
+async def translations(
+    request: Request,
+    file: Upload = None,
+    model: Model = None,
+    prompt: Prompt = None,
+    response_format: Fmt = None,
+    temperature: Temperature = None,
+) -> Response:
+    """Speech in any supported language to English text."""
+    return await _handle(
+        request, file, task="translate", model=model, language=None, prompt=prompt,
+        response_format=response_format, temperature=temperature, granularities=None, stream=None, diarize=None,
+    )

@@ -1,0 +1,65 @@
+"""Uploaded audio goes to a spool file on disk; the size limit is enforced while the body streams in
+(see ``middleware.RequestMiddleware``), so no upload is ever held whole in memory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from auricle.errors import AudioDecodeError, InvalidRequestError
+
+__all__ = ["save_body", "save_upload"]
+
+_CHUNK = 1024 * 1024
+
+
+def _spool_path(spool_dir: Path, filename: str | None) -> Path:
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    suffix = Path(filename or "").suffix[:12]
+    if not suffix.replace(".", "").isalnum():
+        suffix = ""
+    return spool_dir / f"{uuid.uuid4().hex}{suffix}"
+
+
+async def save_upload(upload: UploadFile | None, spool_dir: Path, *, field: str = "file") -> Path:
+    """Copy an uploaded file to a new spool file and return its path (the caller owns and deletes it).
+
+    Raises:
+        InvalidRequestError: no file was sent in ``field``.
+        AudioDecodeError: the file is empty.
+    """
+    if upload is None or not hasattr(upload, "file"):
+        raise InvalidRequestError(f"no audio file was sent: upload it as multipart field '{field}'", param=field)
+    path = _spool_path(spool_dir, upload.filename)
+
+    def copy() -> int:
+        upload.file.seek(0)
+        with open(path, "wb") as out:
+            shutil.copyfileobj(upload.file, out, _CHUNK)
+            return out.tell()
+
+    size = await run_in_threadpool(copy)
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise AudioDecodeError("the uploaded file is empty")
+    return path
+
+
+async def save_body(chunks: object, spool_dir: Path) -> Path:
+    """Write an async iterator of bytes (a raw request body) to a spool file."""
+    fd, name = tempfile.mkstemp(dir=spool_dir, prefix="raw-")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in chunks:  # type: ignore[attr-defined]
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
