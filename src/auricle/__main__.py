@@ -1,3 +1,5 @@
-from auricle.cli import main
 import sys
+
+from auricle.cli import main
+
 sys.exit(main())

@@ -38,7 +38,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings)
     logger.info("serving on http://%s:%s (default model %s)", settings.host, settings.port, settings.default_model)
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30, ws_max_size=settings.streaming.max_frame_bytes
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+        ws_max_size=settings.streaming.max_frame_bytes,
     )
     return 0
 

@@ -83,8 +83,12 @@ class Settings(BaseSettings):
         False, description="Allow downloading hub models (`small`, `large-v3` ...) when online. Off by default."
     )
     model_idle_ttl_s: float = Field(0.0, ge=0, description="Unload a model idle for this many seconds (0 = never).")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; `auto` picks CUDA when present.")
-    compute_type: str = Field("default", description="CTranslate2 compute type; `default` = int8 on CPU, float16 on CUDA.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Inference device; `auto` picks CUDA when present."
+    )
+    compute_type: str = Field(
+        "default", description="CTranslate2 compute type; `default` = int8 on CPU, float16 on CUDA."
+    )
     cpu_threads: int = Field(
         default_factory=default_cpu_threads, ge=1, description="CPU threads per transcription (measured best: 1)."
     )
@@ -93,6 +97,9 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(8, ge=1, description="Speech chunks decoded together for long files (batched pipeline).")
     beam_size: int = Field(5, ge=1, le=20, description="Beam size for decoding.")
+    batched_min_s: float = Field(
+        90.0, ge=0, description="Files at least this long (seconds) use the batched decoder; shorter ones sequential."
+    )
 
     # -- data and limits ---------------------------------------------------------------------------
     data_dir: Path = Field(
@@ -109,24 +116,31 @@ class Settings(BaseSettings):
 
     # -- HTTP ----------------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `auricle serve` listens on.")
-    port: int = Field(9000, ge=0, le=65535, description="Port `auricle serve` listens on (9000 like whisper-asr-webservice).")
+    port: int = Field(
+        9000, ge=0, le=65535, description="Port `auricle serve` listens on (9000 like whisper-asr-webservice)."
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="API keys; when set every route but /health and /ready needs a Bearer key."
     )
     protect_metrics: bool = Field(True, description="Require an API key for /metrics when keys are configured.")
     auth_fail_limit: int = Field(10, ge=1, description="Failed auth attempts from one address before 429.")
     auth_fail_window_s: float = Field(60.0, gt=0, description="Window (and lock-out time) for failed auth attempts.")
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Allowed CORS origins (default none).")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Allowed CORS origins (default none)."
+    )
     asr_word_timestamps_default: bool = Field(
         False, description="`/asr` word timestamps when the client sends none (whisper-asr-webservice: false)."
     )
     asr_diarize_default: bool = Field(False, description="`/asr` diarization when the client sends no flag.")
     asr_subtitles_as_json: bool = Field(
-        False, description="Wrap srt/vtt/tsv/text `/asr` answers in JSON (WhisperX service style) instead of raw bodies."
+        False,
+        description="Wrap srt/vtt/tsv/text `/asr` answers in JSON (WhisperX service style) instead of raw bodies.",
     )
 
     # -- jobs ------------------------------------------------------------------------------------------
-    redis_url: str | None = Field(None, description="Redis/Valkey URL; when set jobs go through Redis to `auricle worker`s.")
+    redis_url: str | None = Field(
+        None, description="Redis/Valkey URL; when set jobs go through Redis to `auricle worker`s."
+    )
     local_workers: bool = Field(True, description="Run job workers inside `auricle serve` (embedded mode).")
     job_ttl_s: float = Field(7 * 86400.0, gt=0, description="Seconds a finished job's result and audio are kept.")
     job_lease_s: float = Field(60.0, gt=0, description="Seconds a claimed job stays leased without a heartbeat.")

@@ -48,9 +48,7 @@ WAITING = Gauge("auricle_transcriptions_waiting", "Sync requests waiting for a w
 PROCESSING_SECONDS = Histogram(
     "auricle_processing_seconds", "Wall time to transcribe one file.", buckets=_LATENCY_BUCKETS
 )
-STAGE_SECONDS = Histogram(
-    "auricle_stage_seconds", "Wall time per pipeline stage.", ["stage"], buckets=_LATENCY_BUCKETS
-)
+STAGE_SECONDS = Histogram("auricle_stage_seconds", "Wall time per pipeline stage.", ["stage"], buckets=_LATENCY_BUCKETS)
 AUDIO_SECONDS = Counter("auricle_audio_seconds_total", "Seconds of audio transcribed.")
 REAL_TIME_FACTOR = Histogram(
     "auricle_real_time_factor",

@@ -45,6 +45,7 @@ class Runtime:
             workers=workers or settings.workers,
             beam_size=settings.beam_size,
             batch_size=settings.batch_size,
+            batched_min_s=settings.batched_min_s,
         )
         self.models: ModelManager[FasterWhisperTranscriber] = ModelManager(
             self.registry, loader, idle_ttl_s=settings.model_idle_ttl_s

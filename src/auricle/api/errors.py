@@ -45,9 +45,16 @@ _STATUS: list[tuple[type[AuricleError], int, str]] = [
     (CancelledError, 499, "cancelled"),
 ]
 
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
-                 413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
-                 429: "rate_limit_error", 503: "server_error"}
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "server_error",
+}
 
 
 def status_for(exc: AuricleError) -> tuple[int, str]:
@@ -109,10 +116,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        codes = {401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-                 429: "rate_limited"}
+        codes = {
+            401: "invalid_api_key",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            429: "rate_limited",
+        }
         return error_response(
-            request, exc.status_code, message, code=codes.get(exc.status_code, "http_error"),
+            request,
+            exc.status_code,
+            message,
+            code=codes.get(exc.status_code, "http_error"),
             headers=getattr(exc, "headers", None),
         )
 

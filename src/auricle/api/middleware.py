@@ -73,13 +73,21 @@ class RequestMiddleware:
             address = scope.get("client")[0] if scope.get("client") else "unknown"
             if guard.enabled and _needs_key(path, settings.protect_metrics):
                 if guard.locked_out(address):
-                    await reply(429, "too many failed authentication attempts; try again later", "rate_limited",
-                                {"Retry-After": str(int(settings.auth_fail_window_s))})
+                    await reply(
+                        429,
+                        "too many failed authentication attempts; try again later",
+                        "rate_limited",
+                        {"Retry-After": str(int(settings.auth_fail_window_s))},
+                    )
                     return
                 if not guard.key_matches(headers.get("authorization")):
                     guard.record_failure(address)
-                    await reply(401, "a valid API key is required: send 'Authorization: Bearer <key>'",
-                                "invalid_api_key", {"WWW-Authenticate": "Bearer"})
+                    await reply(
+                        401,
+                        "a valid API key is required: send 'Authorization: Bearer <key>'",
+                        "invalid_api_key",
+                        {"WWW-Authenticate": "Bearer"},
+                    )
                     return
             limit = int(settings.max_upload_mb * 1024 * 1024)
             length = headers.get("content-length")
@@ -96,8 +104,9 @@ class RequestMiddleware:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > limit:
-                        await reply(413, f"upload is larger than the limit of {settings.max_upload_mb:g} MB",
-                                    "too_large")
+                        await reply(
+                            413, f"upload is larger than the limit of {settings.max_upload_mb:g} MB", "too_large"
+                        )
                         return {"type": "http.disconnect"}
                 return message
 

@@ -157,9 +157,7 @@ class LocalTranscriptionService:
         def on_event(event: PipelineEvent) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
-        task = asyncio.ensure_future(
-            self.transcribe(audio_path, options, on_event=on_event, disconnected=disconnected)
-        )
+        task = asyncio.ensure_future(self.transcribe(audio_path, options, on_event=on_event, disconnected=disconnected))
         try:
             while not task.done() or not queue.empty():
                 getter = asyncio.ensure_future(queue.get())

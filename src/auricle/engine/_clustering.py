@@ -23,12 +23,19 @@ logger = logging.getLogger(__name__)
 SAME_SPEAKER_SIMILARITY = 0.86
 """Cosine similarity of two cluster centroids above which they are taken to be one voice (Resemblyzer space)."""
 
+CONTIGUOUS_SAME_SPEAKER_SIMILARITY = 0.80
+"""Lower bar for one voice when the two-way split only cuts the recording into at most three stretches."""
+
+MIN_NEIGHBOURS = 6
+"""Fewest affinities each row keeps when the affinity is pruned."""
+
 _MAX_POINTS = 800
 """Above this many embeddings, consecutive ones are averaged first so the eigendecomposition stays cheap."""
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def kmeans(x: np.ndarray, k: int, *, n_init: int = 8, iterations: int = 100, seed: int = 0) -> np.ndarray:
@@ -75,14 +82,19 @@ def _pruned_laplacian_spectrum(affinity: np.ndarray, keep: int) -> tuple[np.ndar
 
 
 def _spectral(
-    x: np.ndarray, num: int | None, kmin: int, kmax: int
+    x: np.ndarray, num: int | None, kmin: int, kmax: int, same_audio: np.ndarray | None = None
 ) -> tuple[np.ndarray, int]:
     n = len(x)
     affinity = np.clip(x @ x.T, 0.0, 1.0)
+    if same_audio is not None:
+        # Overlapping windows share most of their audio, so they are each other's nearest neighbours whatever
+        # the voice; left in, the pruned graph becomes a chain along time and the clusters cut time, not voices.
+        affinity[same_audio] = 0.0
+        np.fill_diagonal(affinity, 1.0)
     kmax = max(kmin, min(kmax, n - 1))
     best: tuple[float, np.ndarray, np.ndarray, int] | None = None
     # Candidate row sizes: from a handful of neighbours up to a quarter of the points.
-    keeps = sorted({max(2, int(round(n * p))) for p in np.linspace(0.02, 0.25, 12)} | {min(n, 6)})
+    keeps = sorted({max(MIN_NEIGHBOURS, int(round(n * p))) for p in np.linspace(0.02, 0.25, 12)})
     for keep in keeps:
         vals, vecs = _pruned_laplacian_spectrum(affinity, keep)
         if num is not None:
@@ -120,6 +132,21 @@ def _merge_similar(x: np.ndarray, labels: np.ndarray, kmin: int) -> np.ndarray:
     return labels
 
 
+def _looks_like_one_speaker(points: np.ndarray) -> bool:
+    """Split the (time-ordered) embeddings in two; one voice if the halves are alike.
+
+    Windows of one voice drift with content and channel, so a two-way split of one speaker tends to cut the
+    recording into a few contiguous stretches whose centroids stay similar. Two speakers give either clearly
+    different centroids or, for similar voices, clusters that alternate many times.
+    """
+    halves = kmeans(points, 2)
+    c = _centroids(points, halves)
+    similarity = float(c[0] @ c[1])
+    switches = int(np.count_nonzero(np.diff(halves)))
+    logger.debug("two-way split: centroid similarity %.3f, %d switches", similarity, switches)
+    return similarity >= SAME_SPEAKER_SIMILARITY or (similarity >= CONTIGUOUS_SAME_SPEAKER_SIMILARITY and switches <= 2)
+
+
 def _pool(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Average embeddings that share a group id (ids are 0..G-1)."""
     sums = np.zeros((groups.max() + 1, x.shape[1]))
@@ -134,6 +161,9 @@ def cluster_embeddings(
     min_speakers: int = 1,
     max_speakers: int = 8,
     segment_ids: np.ndarray | None = None,
+    times: np.ndarray | None = None,
+    window: float = 0.0,
+    min_cluster_size: int = 1,
 ) -> np.ndarray:
     """Cluster L2-normalised embeddings (n, d) into speakers and return a label per embedding.
 
@@ -144,6 +174,12 @@ def cluster_embeddings(
         max_speakers: upper bound of the automatic count.
         segment_ids: optional non-decreasing group id per row (e.g. its speech span); when there are more than
             a few hundred rows, consecutive rows are pooled only within a group.
+        times: optional centre time (seconds) of each row's window.
+        window: window length in seconds; with ``times``, rows of the same group whose windows overlap are not
+            linked in the spectral affinity.
+        min_cluster_size: with an automatic count, clusters with fewer rows than this are dissolved into their
+            nearest larger cluster (smallest first, never below ``min_speakers``); spurious small clusters are
+            the usual way an eigengap estimate over-counts.
 
     Returns:
         Integer labels 0..k-1 (arbitrary order).
@@ -173,24 +209,46 @@ def cluster_embeddings(
         points = _pool(x, pooled_ids)
     else:
         pooled_ids, points = np.arange(n), x
+    same_audio = None
+    if times is not None and window > 0:
+        counts = np.bincount(pooled_ids)
+        t = np.bincount(pooled_ids, weights=np.asarray(times, dtype=float)) / counts
+        g = np.bincount(pooled_ids, weights=groups.astype(float)) / counts
+        same_audio = (np.abs(t[:, None] - t[None, :]) < window) & (g[:, None] == g[None, :])
 
-    if num_speakers is None and min_speakers == 1:
-        halves = kmeans(points, 2)
-        c = _centroids(points, halves)
-        if float(c[0] @ c[1]) >= SAME_SPEAKER_SIMILARITY:
-            logger.debug("one speaker: the two-way split has centroid similarity %.3f", float(c[0] @ c[1]))
-            return np.zeros(n, dtype=int)
+    if num_speakers is None and min_speakers == 1 and _looks_like_one_speaker(points):
+        return np.zeros(n, dtype=int)
 
     if len(points) <= max(min_speakers, 2):
         labels = np.arange(len(points)) % max(min_speakers, 1)
     else:
-        labels, k = _spectral(points, num_speakers, max(min_speakers, 2) if num_speakers is None else 1, max_speakers)
+        kmin = max(min_speakers, 2) if num_speakers is None else 1
+        labels, _ = _spectral(points, num_speakers, kmin, max_speakers, same_audio)
         if num_speakers is None:
             labels = _merge_similar(points, labels, min_speakers)
     labels = np.unique(labels, return_inverse=True)[1]
 
     if factor > 1:
         # Re-assign every window to its nearest cluster centroid, at full resolution.
-        centroids = _centroids(points, labels)
-        return np.asarray((x @ centroids.T).argmax(1), dtype=int)
-    return np.asarray(labels[pooled_ids], dtype=int)
+        labels = np.asarray((x @ _centroids(points, labels).T).argmax(1), dtype=int)
+    else:
+        labels = np.asarray(labels[pooled_ids], dtype=int)
+    if num_speakers is None:
+        labels = _dissolve_small(x, labels, min_cluster_size, min_speakers)
+    # Number the clusters 0..k-1 even if re-assignment left one empty.
+    return np.asarray(np.unique(labels, return_inverse=True)[1], dtype=int)
+
+
+def _dissolve_small(x: np.ndarray, labels: np.ndarray, min_size: int, kmin: int) -> np.ndarray:
+    labels = np.unique(labels, return_inverse=True)[1]
+    while labels.max() + 1 > kmin:
+        sizes = np.bincount(labels)
+        smallest = int(sizes.argmin())
+        if sizes[smallest] >= min_size:
+            break
+        keep = [k for k in range(len(sizes)) if k != smallest]
+        c = _centroids(x, labels)[keep]
+        members = labels == smallest
+        labels[members] = np.array(keep)[(x[members] @ c.T).argmax(1)]
+        labels = np.unique(labels, return_inverse=True)[1]
+    return labels

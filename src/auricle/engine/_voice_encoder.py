@@ -21,6 +21,7 @@ import io
 import logging
 import pickle
 import struct
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +33,7 @@ __all__ = [
     "PARTIAL_FRAMES",
     "CheckpointError",
     "VoiceEncoder",
+    "blas_limit",
     "default_weights_path",
     "gain_for_rms",
     "load_checkpoint",
@@ -84,9 +86,7 @@ class _StorageType:
     dtype: np.dtype[Any]
 
 
-def _rebuild_tensor_v2(
-    storage: object, storage_offset: object, size: object, stride: object, *_: object
-) -> _TensorRef:
+def _rebuild_tensor_v2(storage: object, storage_offset: object, size: object, stride: object, *_: object) -> _TensorRef:
     """Stand-in for ``torch._utils._rebuild_tensor_v2``: records where the tensor lives, reads nothing."""
     if not isinstance(storage, _StorageRef) or not isinstance(storage_offset, int):
         raise CheckpointError("malformed tensor record")
@@ -147,7 +147,7 @@ def _materialise(ref: _TensorRef, storages: dict[str, np.ndarray]) -> np.ndarray
     data = storages[ref.storage.key]
     if ref.size and any(s == 0 for s in ref.size):
         return np.zeros(ref.size, dtype=data.dtype)
-    last = ref.offset + sum((n - 1) * st for n, st in zip(ref.size, ref.stride))
+    last = ref.offset + sum((n - 1) * st for n, st in zip(ref.size, ref.stride, strict=True))
     if ref.offset < 0 or last >= len(data):
         raise CheckpointError("tensor reaches past its storage")
     strides = tuple(st * data.itemsize for st in ref.stride)
@@ -260,21 +260,29 @@ _FILTERBANK = mel_filterbank()
 _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
 
 
-def mel_spectrogram(wav: np.ndarray, *, block: int = 4096) -> np.ndarray:
+def mel_spectrogram(wav: np.ndarray, *, gain: float = 1.0, block: int = 1024) -> np.ndarray:
     """Mel power spectrogram, shape (1 + len(wav) // 160, 40), float32, as Resemblyzer computes it.
 
-    Frames are centred (the signal is zero-padded by half a window on each side). The work is done in
-    blocks of ``block`` frames so memory stays bounded on long audio.
+    Frames are centred (the signal is zero-padded by half a window on each side). The work is done in blocks
+    of ``block`` frames, copying only each block's samples, so memory stays bounded on long audio. ``gain``
+    gives the spectrogram of ``wav * gain`` without scaling a copy of the samples.
     """
     wav = np.asarray(wav, dtype=np.float32)
-    padded = np.pad(wav, (N_FFT // 2, N_FFT // 2))
     n_frames = 1 + len(wav) // HOP
     out = np.empty((n_frames, N_MELS), dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_frames]
+    half = N_FFT // 2
     for start in range(0, n_frames, block):
-        spec = np.fft.rfft(frames[start : start + block] * _WINDOW, n=N_FFT, axis=1)
+        stop = min(n_frames, start + block)
+        lo, hi = start * HOP - half, (stop - 1) * HOP + half
+        chunk = wav[max(0, lo) : max(0, min(len(wav), hi))]
+        if lo < 0 or hi > len(wav):
+            chunk = np.pad(chunk, (max(0, -lo), max(0, hi - max(len(wav), lo))))
+        frames = np.lib.stride_tricks.sliding_window_view(chunk, N_FFT)[::HOP]
+        spec = np.fft.rfft(frames * _WINDOW, n=N_FFT, axis=1)
         power = (spec.real**2 + spec.imag**2).astype(np.float32)
-        out[start : start + block] = power @ _FILTERBANK.T
+        out[start:stop] = power @ _FILTERBANK.T
+    if gain != 1.0:
+        out *= np.float32(gain * gain)
     return out
 
 
@@ -306,15 +314,35 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
+def blas_limit(threads: int | None) -> AbstractContextManager[object]:
+    """Limit BLAS threads while in the block, with ``threadpoolctl`` when it is installed (else a no-op).
+
+    The encoder's matrix products are small (a batch of windows by 1024 gates); OpenBLAS threads spinning
+    against other busy processes can make them an order of magnitude slower, so one thread is the default.
+    """
+    if threads is None:
+        return nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return nullcontext()
+    limiter: AbstractContextManager[object] = threadpool_limits(limits=threads, user_api="blas")
+    return limiter
+
+
 class VoiceEncoder:
     """The Resemblyzer LSTM speaker encoder in numpy.
 
     Args:
         weights: path to Resemblyzer's ``pretrained.pt`` (default: the one in the installed package), or an
             already loaded state dict.
+        blas_threads: BLAS threads for the encoder's matrix products (None: leave the process setting).
     """
 
-    def __init__(self, weights: str | Path | dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self, weights: str | Path | dict[str, np.ndarray] | None = None, *, blas_threads: int | None = 1
+    ) -> None:
+        self.blas_threads = blas_threads
         state = weights if isinstance(weights, dict) else load_checkpoint(weights or default_weights_path())
         try:
             # PyTorch gate order is (input, forget, cell, output); the two biases are always summed.
@@ -336,7 +364,10 @@ class VoiceEncoder:
         Returns:
             L2-normalised, non-negative embeddings (float32).
         """
-        mels = np.asarray(mels, dtype=np.float32)
+        with blas_limit(self.blas_threads):
+            return self._embed_frames(np.asarray(mels, dtype=np.float32))
+
+    def _embed_frames(self, mels: np.ndarray) -> np.ndarray:
         batch, steps, _ = mels.shape
         h = [np.zeros((batch, HIDDEN), dtype=np.float32) for _ in range(LAYERS)]
         c = [np.zeros((batch, HIDDEN), dtype=np.float32) for _ in range(LAYERS)]
@@ -357,7 +388,8 @@ class VoiceEncoder:
                 h[layer] = o_g * np.tanh(c[layer])
         raw = np.maximum(h[-1] @ self._w_lin + self._b_lin, 0.0)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
-        return (raw / np.maximum(norms, 1e-12)).astype(np.float32)
+        out: np.ndarray = (raw / np.maximum(norms, 1e-12)).astype(np.float32)
+        return out
 
     def embed_utterance(self, wav: np.ndarray, *, rate: float = 1.3, min_coverage: float = 0.75) -> np.ndarray:
         """Embed one utterance like ``resemblyzer.VoiceEncoder.embed_utterance`` (after its preprocessing).
@@ -377,4 +409,5 @@ class VoiceEncoder:
         mel = mel_spectrogram(wav)
         partials = self.embed_frames(np.stack([mel[s : s + PARTIAL_FRAMES] for s in starts]))
         mean = partials.mean(axis=0)
-        return (mean / np.linalg.norm(mean)).astype(np.float32)
+        out: np.ndarray = (mean / np.linalg.norm(mean)).astype(np.float32)
+        return out

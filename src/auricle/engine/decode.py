@@ -69,7 +69,8 @@ def decode(
         stream.thread_type = "AUTO"
         stereo = keep_channels and stream.channels == 2
         layout = "stereo" if stereo else "mono"
-        resampler = av.AudioResampler(format="flt", layout=layout, rate=SAMPLE_RATE)
+        # s16 like faster-whisper's own decode_audio, so the model sees the same samples as a direct call.
+        resampler = av.AudioResampler(format="s16", layout=layout, rate=SAMPLE_RATE)
         estimate = int((float(stream.duration * stream.time_base) if stream.duration else 60.0) * SAMPLE_RATE)
         buffer = _Growing(2 if stereo else 1, estimate + SAMPLE_RATE)
         limit = int(max_seconds * SAMPLE_RATE) if max_seconds else None
@@ -79,9 +80,7 @@ def decode(
                 for out in resampler.resample(frame):
                     buffer.append(_planes(out, stereo))
                 if limit is not None and buffer.size > limit:
-                    raise TooLargeError(
-                        f"audio is longer than the limit of {max_seconds:.0f} seconds", param="file"
-                    )
+                    raise TooLargeError(f"audio is longer than the limit of {max_seconds:.0f} seconds", param="file")
             for out in resampler.resample(None):
                 buffer.append(_planes(out, stereo))
         except (av.FFmpegError, ValueError) as exc:
@@ -97,8 +96,8 @@ def decode(
 
 
 def _planes(frame: av.AudioFrame, stereo: bool) -> np.ndarray:
-    array = frame.to_ndarray()
-    # Packed float "flt" comes as (1, n*channels) interleaved.
+    array = frame.to_ndarray().astype(np.float32) / 32768.0
+    # Packed s16 comes as (1, n*channels) interleaved.
     if stereo:
         return array.reshape(-1, 2).T
     return array.reshape(1, -1)

@@ -89,7 +89,9 @@ def run_pipeline(
 
     emit(PipelineEvent("stage", "decoding", 0.0))
     t = time.perf_counter()
-    audio = source if isinstance(source, Audio) else decode(source, keep_channels=options.diarize, max_seconds=max_audio_s)
+    audio = (
+        source if isinstance(source, Audio) else decode(source, keep_channels=options.diarize, max_seconds=max_audio_s)
+    )
     duration = audio.duration
     stats.audio_seconds = duration
     t = stage_done("decode", t)
@@ -177,5 +179,5 @@ def _distinct_channels(channels: np.ndarray) -> bool:
     left, right = channels[0], channels[1]
     if not left.any() or not right.any():
         return False
-    corr = float(np.corrcoef(left[:: 4], right[:: 4])[0, 1])
+    corr = float(np.corrcoef(left[::4], right[::4])[0, 1])
     return corr < 0.5

@@ -1,8 +1,10 @@
 """The faster-whisper (CTranslate2) transcriber: the only module that imports ``faster_whisper`` for decoding.
 
-Long audio is decoded as VAD-delimited windows of at most 30 s, in groups: each group's features are computed,
-batch-decoded and dropped before the next, so memory stays nearly flat with duration while the batched decoder
-gives about 1.8x the speed of the sequential one on CPU (see bench/transcribe_long.py).
+Short files (under ``batched_min_s``) go through faster-whisper's sequential decoder, exactly as a direct call
+would. Longer files go through its batched pipeline (VAD windows of up to 30 s decoded together, faster on CPU),
+one piece of about five minutes at a time, cut in a pause: each piece's features are computed, decoded and
+dropped before the next, so memory stays nearly flat with duration (see bench/transcribe_long.py).
+Batched windows come back as one segment each; aligned words split them into sentence segments.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import numpy as np
 
 from auricle.engine.protocols import LanguageGuess
 from auricle.engine.types import SAMPLE_RATE, Segment, SpeechSpan, TranscribeOptions, Word
-from auricle.engine.vad import merge_spans
 from auricle.errors import UnsupportedLanguageError
 
 __all__ = ["FasterWhisperTranscriber", "resolve_device"]
@@ -24,8 +25,16 @@ __all__ = ["FasterWhisperTranscriber", "resolve_device"]
 logger = logging.getLogger(__name__)
 
 _WINDOW_S = 30.0
-# Sequential (no-VAD) decoding goes through pieces of this length so its feature matrix stays bounded.
-_PIECE_S = 600.0
+# Decoding goes through pieces of this length so the feature matrix never covers a whole long file.
+_PIECE_S = 300.0
+# Speech (per VAD) this long without any recognised word is decoded again.
+_GAP_S = 1.5
+_WORD_MARGIN_S = 0.3
+_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+_SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+_PAUSE_S = 1.0
+_MAX_SEGMENT_S = 12.0
+_HARD_MAX_S = 20.0
 
 
 def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -49,13 +58,16 @@ class FasterWhisperTranscriber:
         batch_size: windows decoded together.
     """
 
-    def __init__(self, model: Any, name: str, *, beam_size: int = 5, batch_size: int = 8) -> None:
+    def __init__(
+        self, model: Any, name: str, *, beam_size: int = 5, batch_size: int = 8, batched_min_s: float = 90.0
+    ) -> None:
         from faster_whisper import BatchedInferencePipeline
 
         self.model = model
         self.name = name
         self.beam_size = beam_size
         self.batch_size = batch_size
+        self.batched_min_s = batched_min_s
         self.multilingual: bool = bool(model.model.is_multilingual)
         self._batched = BatchedInferencePipeline(model)
 
@@ -71,6 +83,7 @@ class FasterWhisperTranscriber:
         workers: int = 1,
         beam_size: int = 5,
         batch_size: int = 8,
+        batched_min_s: float = 90.0,
     ) -> FasterWhisperTranscriber:
         """Load a CTranslate2 model directory; ``workers`` is how many threads may decode at once."""
         from faster_whisper import WhisperModel
@@ -84,8 +97,10 @@ class FasterWhisperTranscriber:
             num_workers=workers,
             local_files_only=True,
         )
-        logger.info("model %s on %s (%s), %d thread(s) x %d worker(s)", name, device, compute_type, cpu_threads, workers)
-        return cls(model, name, beam_size=beam_size, batch_size=batch_size)
+        logger.info(
+            "model %s on %s (%s), %d thread(s) x %d worker(s)", name, device, compute_type, cpu_threads, workers
+        )
+        return cls(model, name, beam_size=beam_size, batch_size=batch_size, batched_min_s=batched_min_s)
 
     def detect_language(self, samples: np.ndarray) -> LanguageGuess:
         """Guess the language from the first 30 s."""
@@ -110,7 +125,8 @@ class FasterWhisperTranscriber:
             )
 
     def _decode_args(self, options: TranscribeOptions) -> dict[str, Any]:
-        temperature = options.temperature if options.temperature is not None else 0.0
+        # No temperature given: faster-whisper's fallback schedule (0.0, 0.2 ... 1.0), as a direct call would use.
+        temperature = options.temperature if options.temperature is not None else list(_TEMPERATURES)
         return {
             "task": options.task,
             "beam_size": options.beam_size or self.beam_size,
@@ -129,47 +145,74 @@ class FasterWhisperTranscriber:
     ) -> Iterator[Segment]:
         """Yield segments as they are decoded (see the module docstring for how)."""
         self._check(options)
+        if spans is not None and not spans:
+            return
         if options.language:
             guess = LanguageGuess(options.language, 1.0)
-        elif spans is not None and spans:
-            first = spans[0]
-            guess = self.detect_language(samples[int(first.start * SAMPLE_RATE) :])
         else:
-            guess = self.detect_language(samples)
+            start = int(spans[0].start * SAMPLE_RATE) if spans else 0
+            guess = self.detect_language(samples[start:])
         if on_language:
             on_language(guess)
-        if spans is None:
-            yield from self._sequential(samples, options, guess.language)
+        duration = len(samples) / SAMPLE_RATE
+        if spans is None or duration < self.batched_min_s:
+            yield from self._sequential(samples, options, guess.language, vad=spans is not None)
         else:
-            yield from self._batched_windows(samples, options, guess.language, spans)
+            yield from self._batched_pieces(samples, options, guess.language, spans)
 
-    def _batched_windows(
+    def _batched_pieces(
         self, samples: np.ndarray, options: TranscribeOptions, language: str, spans: list[SpeechSpan]
     ) -> Iterator[Segment]:
-        windows = merge_spans(spans, max_length_s=_WINDOW_S)
-        group = self.batch_size * 4
+        """Batched decoding over pieces of about ``_PIECE_S`` cut in pauses, so features never cover the file."""
         args = self._decode_args(options)
         if isinstance(args["temperature"], list):
             args["temperature"] = args["temperature"][0]
+        # Batched windows come back as one segment each; aligned words let us split them into sentences.
+        args["word_timestamps"] = True
         index = 0
-        for first in range(0, len(windows), group):
-            clips = [{"start": w.start, "end": min(w.end, w.start + _WINDOW_S)} for w in windows[first : first + group]]
+        for piece_start, piece_end in _pieces(spans, len(samples) / SAMPLE_RATE):
+            offset = int(piece_start * SAMPLE_RATE)
             segments, _info = self._batched.transcribe(
-                samples,
+                samples[offset : int(piece_end * SAMPLE_RATE)],
                 language=language,
-                clip_timestamps=clips,
                 batch_size=self.batch_size,
-                without_timestamps=False,
-                vad_filter=False,
+                vad_filter=True,
                 **args,
             )
-            for segment in segments:
-                converted = _convert(segment, index, 0.0)
-                if converted.text.strip():
-                    index += 1
-                    yield converted
+            decoded = list(segments)
+            words = [_word(w, piece_start) for d in decoded for w in (d.words or [])]
+            inside = [s for s in spans if piece_start <= s.start < piece_end]
+            words = sorted(words + self._repair(samples, inside, words, language, args), key=lambda w: w.start)
+            for segment in _sentences(words, decoded[0] if decoded else None, options.word_timestamps):
+                segment.id = index
+                index += 1
+                yield segment
 
-    def _sequential(self, samples: np.ndarray, options: TranscribeOptions, language: str) -> Iterator[Segment]:
+    def _repair(
+        self, samples: np.ndarray, spans: list[SpeechSpan], words: list[Word], language: str, args: dict[str, Any]
+    ) -> list[Word]:
+        """Decode again, sequentially, speech the batched pass left without words.
+
+        Without timestamps a batched window sometimes ends early after a pause (the sequential decoder would seek
+        on and continue); the rest of that window would be lost. VAD tells us where speech was.
+        """
+        repaired: list[Word] = []
+        for start, end in _uncovered(spans, words):
+            piece = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+            before = [w.word for w in words if w.end <= start][-40:]
+            prompt = "".join(before).strip() or args.get("initial_prompt")
+            segments, _info = self.model.transcribe(
+                piece, language=language, vad_filter=False, **{**args, "initial_prompt": prompt}
+            )
+            repaired += [_word(w, start) for s in segments for w in (s.words or [])]
+        if repaired:
+            logger.debug("re-decoded %d stretch(es) the batched pass skipped", len(repaired))
+        return repaired
+
+    def _sequential(
+        self, samples: np.ndarray, options: TranscribeOptions, language: str, *, vad: bool
+    ) -> Iterator[Segment]:
+        """faster-whisper's own sequential decoding (prompted by the previous text), over bounded pieces."""
         args = self._decode_args(options)
         piece = int(_PIECE_S * SAMPLE_RATE)
         index = 0
@@ -178,7 +221,7 @@ class FasterWhisperTranscriber:
             segments, _info = self.model.transcribe(
                 samples[offset : offset + piece],
                 language=language,
-                vad_filter=False,
+                vad_filter=vad,
                 initial_prompt=prompt,
                 **args,
             )
@@ -190,16 +233,80 @@ class FasterWhisperTranscriber:
                     yield converted
 
 
+def _word(w: Any, offset: float) -> Word:
+    return Word(
+        start=round(float(w.start) + offset, 3),
+        end=round(float(w.end) + offset, 3),
+        word=w.word,
+        probability=round(float(w.probability), 4),
+    )
+
+
+def _pieces(spans: list[SpeechSpan], duration: float) -> list[tuple[float, float]]:
+    """Cut the file into pieces of about ``_PIECE_S`` seconds, each cut in the middle of a pause between spans."""
+    pieces: list[tuple[float, float]] = []
+    start = 0.0
+    for current, following in zip(spans, spans[1:], strict=False):
+        if following.start - start >= _PIECE_S:
+            cut = (current.end + following.start) / 2
+            pieces.append((start, cut))
+            start = cut
+    pieces.append((start, duration))
+    return pieces
+
+
+def _uncovered(spans: list[SpeechSpan], words: list[Word]) -> list[tuple[float, float]]:
+    """Stretches of VAD speech of at least ``_GAP_S`` with no recognised word, joined into <=30 s regions."""
+    gaps: list[tuple[float, float]] = []
+    cursor = 0
+    for span in spans:
+        position = span.start
+        while cursor < len(words) and words[cursor].end < span.start:
+            cursor += 1
+        j = cursor
+        while j < len(words) and words[j].start < span.end:
+            if words[j].start - _WORD_MARGIN_S - position >= _GAP_S:
+                gaps.append((position, words[j].start))
+            position = max(position, words[j].end + _WORD_MARGIN_S)
+            j += 1
+        if span.end - position >= _GAP_S:
+            gaps.append((position, span.end))
+    regions: list[tuple[float, float]] = []
+    for start, end in gaps:
+        if regions and start - regions[-1][1] < 1.0 and end - regions[-1][0] <= _WINDOW_S:
+            regions[-1] = (regions[-1][0], end)
+        else:
+            regions.append((start, min(end, start + _WINDOW_S)))
+    return regions
+
+
+def _sentences(words: list[Word], stats: Any, keep_words: bool) -> Iterator[Segment]:
+    """Split a window's words into sentence-like segments (at sentence ends, long pauses, or a length cap)."""
+    current: list[Word] = []
+    for i, word in enumerate(words):
+        current.append(word)
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        text = word.word.strip()
+        ends_sentence = text.endswith(_SENTENCE_END)
+        pause = nxt is not None and nxt.start - word.end > _PAUSE_S
+        too_long = word.end - current[0].start > _MAX_SEGMENT_S and text.endswith((",", "，", "、", ";"))
+        if nxt is None or ends_sentence or pause or too_long or word.end - current[0].start > _HARD_MAX_S:
+            yield Segment(
+                id=0,
+                start=current[0].start,
+                end=current[-1].end,
+                text="".join(w.word for w in current).strip(),
+                words=current if keep_words else [],
+                avg_logprob=float(stats.avg_logprob) if stats else 0.0,
+                no_speech_prob=float(stats.no_speech_prob) if stats else 0.0,
+                compression_ratio=float(stats.compression_ratio) if stats else 0.0,
+                temperature=float(stats.temperature or 0.0) if stats else 0.0,
+            )
+            current = []
+
+
 def _convert(segment: Any, index: int, offset: float) -> Segment:
-    words = [
-        Word(
-            start=round(float(w.start) + offset, 3),
-            end=round(float(w.end) + offset, 3),
-            word=w.word,
-            probability=round(float(w.probability), 4),
-        )
-        for w in (segment.words or [])
-    ]
+    words = [_word(w, offset) for w in (segment.words or [])]
     return Segment(
         id=index,
         start=round(float(segment.start) + offset, 3),

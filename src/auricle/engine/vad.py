@@ -6,7 +6,7 @@ import numpy as np
 
 from auricle.engine.types import SAMPLE_RATE, SpeechSpan
 
-__all__ = ["SileroVad", "merge_spans"]
+__all__ = ["SileroVad"]
 
 # Silero runs over blocks of this many seconds so that its batched input (about 1.1x the audio) stays small
 # for hour-long files; spans touching a block edge are joined again.
@@ -60,18 +60,3 @@ class SileroVad:
                 else:
                     spans.append(SpeechSpan(round(start, 3), round(end, 3)))
         return spans
-
-
-def merge_spans(spans: list[SpeechSpan], max_length_s: float = 30.0, max_gap_s: float = 4.0) -> list[SpeechSpan]:
-    """Join neighbouring spans into decoding windows no longer than ``max_length_s``.
-
-    Windows are what the batched decoder sees: fewer, fuller windows are faster, while long silences inside a
-    window invite invented text, hence ``max_gap_s``.
-    """
-    merged: list[SpeechSpan] = []
-    for span in spans:
-        if merged and span.end - merged[-1].start <= max_length_s and span.start - merged[-1].end <= max_gap_s:
-            merged[-1] = SpeechSpan(merged[-1].start, span.end)
-        else:
-            merged.append(span)
-    return merged

@@ -1,7 +1,162 @@
-"""WebSocket `/transcribe`: built in the streaming issue."""
+"""WebSocket ``/transcribe``: authentication before the upgrade, session limits, and the read loop.
+
+The contract is shared STREAMING.md; message handling lives in :mod:`auricle.streaming.handlers`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketState
+
+from auricle import metrics
+from auricle.config import Settings
+from auricle.runtime import Runtime
+from auricle.streaming import protocol
+from auricle.streaming.handlers import Connection, handle_audio
+from auricle.streaming.protocol import INVALID_MESSAGE, SESSION_LIMIT, ProtocolError
+from auricle.streaming.scheduler import InferenceScheduler
+
+__all__ = ["StreamingHub", "router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["streaming"])
+
+_FLUSH_TIMEOUT_S = 5.0
+
+
+class StreamingHub:
+    """What all streaming connections of one app share: settings, runtime, scheduler and the session count."""
+
+    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.scheduler = InferenceScheduler(settings.workers)
+        self.active = 0
+
+    @classmethod
+    def of(cls, app: FastAPI) -> StreamingHub:
+        """The app's hub, created on first use (``app.state.streaming``)."""
+        hub = getattr(app.state, "streaming", None)
+        if hub is None:
+            hub = cls(app.state.settings, app.state.runtime)
+            app.state.streaming = hub
+        return hub
+
+
+async def _deny(websocket: WebSocket, status: int, message: str) -> None:
+    """Refuse the upgrade with an HTTP status when the server supports it, else close before accepting."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(JSONResponse({"detail": message}, status_code=status))
+    else:
+        await websocket.close(code=1008, reason=message)
+
+
+@router.websocket("/transcribe")
+async def transcribe(websocket: WebSocket) -> None:
+    """Streaming speech recognition (see STREAMING.md for the protocol)."""
+    app = websocket.app
+    auth = app.state.auth
+    if auth.enabled:
+        address = websocket.client.host if websocket.client else "unknown"
+        if auth.locked_out(address):
+            await _deny(websocket, 429, "too many failed authentication attempts")
+            return
+        if not auth.key_matches(websocket.headers.get("authorization")):
+            auth.record_failure(address)
+            await _deny(websocket, 401, "missing or invalid API key")
+            return
+    hub = StreamingHub.of(app)
+    await websocket.accept()
+    if hub.active >= hub.settings.streaming.session_limit:
+        metrics.STREAM_ERRORS.labels(SESSION_LIMIT).inc()
+        await websocket.send_json(protocol.error(None, SESSION_LIMIT, "too many concurrent sessions"))
+        await websocket.close(code=1013, reason="session limit")
+        return
+    hub.active += 1
+    metrics.STREAM_SESSIONS.inc()
+    conn = Connection(websocket, hub)
+    writer = asyncio.create_task(conn.write_loop())
+    try:
+        await _read_loop(conn)
+    except Exception:
+        logger.exception("stream %s: connection failed", conn.session_id)
+        conn.finish(1011, "internal error")
+    finally:
+        hub.active -= 1
+        metrics.STREAM_SESSIONS.dec()
+        if conn.session is not None:
+            hub.scheduler.unregister(conn.session)
+        conn.outbox.put_nowait(None)
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(writer, _FLUSH_TIMEOUT_S)
+        writer.cancel()
+        if websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=conn.close_code, reason=conn.close_reason)
+
+
+async def _read_loop(conn: Connection) -> None:
+    """Receive frames until the client leaves, the session ends, or a limit is reached."""
+    limits = conn.hub.settings.streaming
+    started = time.monotonic()
+    finished = asyncio.create_task(conn.finished.wait())
+    receive: asyncio.Task[Any] | None = None
+    try:
+        while not conn.finished.is_set():
+            remaining = started + limits.max_session_s - time.monotonic()
+            if remaining <= 0:
+                conn.finish(1008, "maximum session duration reached")
+                break
+            ending = conn.session is not None and conn.session.ending
+            # While the final results are computed the client has nothing to send: no idle timeout then.
+            timeout = remaining if ending else min(limits.idle_timeout_s, remaining)
+            if receive is None:
+                receive = asyncio.create_task(conn.websocket.receive())
+            done, _ = await asyncio.wait({receive, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                conn.finish(1000 if ending else 1001, "session timeout" if ending else "idle timeout")
+                break
+            if receive not in done:
+                break
+            message = receive.result()
+            receive = None
+            if message["type"] == "websocket.disconnect":
+                conn.finish(1000, "client closed")
+                break
+            await _handle_frame(conn, message, finished)
+    finally:
+        if receive is not None:
+            receive.cancel()
+        finished.cancel()
+
+
+async def _handle_frame(conn: Connection, message: dict[str, Any], finished: asyncio.Task[Any]) -> None:
+    max_bytes = conn.hub.settings.streaming.max_frame_bytes
+    data: bytes | str | None = message.get("bytes")
+    if data is None:
+        data = message.get("text")
+    if data is None:
+        return
+    try:
+        if len(data) > max_bytes:
+            raise ProtocolError(INVALID_MESSAGE, f"frame of {len(data)} bytes is over the {max_bytes}-byte limit")
+        if isinstance(data, bytes):
+            audio = asyncio.create_task(handle_audio(conn, data))
+            # handle_audio may wait for buffer room; stop waiting if the session ends meanwhile.
+            await asyncio.wait({audio, finished}, return_when=asyncio.FIRST_COMPLETED)
+            if not audio.done():
+                audio.cancel()
+            else:
+                audio.result()
+        else:
+            await conn.dispatch_text(data)
+    except ProtocolError as exc:
+        conn.error(exc.code, exc.message)

@@ -33,8 +33,13 @@ Q = Annotated[str | None, Query()]
 async def asr(
     request: Request,
     audio_file: Annotated[UploadFile | None, File(description="Audio or video file (any common format).")] = None,
-    encode: Annotated[str | None, Query(description="true: decode the file with FFmpeg's libraries; false: the "
-                                        "file is raw s16le 16 kHz mono PCM. Default true.")] = None,
+    encode: Annotated[
+        str | None,
+        Query(
+            description="true: decode the file with FFmpeg's libraries; false: the "
+            "file is raw s16le 16 kHz mono PCM. Default true."
+        ),
+    ] = None,
     task: Annotated[str | None, Query(description="`transcribe` (default) or `translate` (to English).")] = None,
     language: Annotated[str | None, Query(description="Language code or name; empty or `auto` detects.")] = None,
     initial_prompt: Annotated[str | None, Query(description="Text that primes vocabulary and style.")] = None,

@@ -1,7 +1,218 @@
-"""Jobs API (`/v1/jobs`): built in the durable-jobs issue."""
+"""Jobs API (``/v1/jobs``): submit files and return at once, then follow, fetch, replay, retry, cancel, delete.
+
+The queue lives on ``app.state.jobs`` (a :class:`~auricle.jobs.base.JobQueue`); submissions go through
+``app.state.service`` when it is the jobs-backed service, so the queue limit applies to every request.
+Times in job objects are Unix seconds; ``progress`` is 0–100 of the audio processed.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import json
+import logging
+import mimetypes
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
-router = APIRouter(tags=["jobs"])
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.datastructures import UploadFile
+
+from auricle.api.params import merged_params, options_from_params
+from auricle.api.uploads import save_upload
+from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render
+from auricle.engine.types import Transcript
+from auricle.errors import InvalidRequestError, JobNotFoundError
+from auricle.jobs.base import STATES, TERMINAL, Job, JobQueue
+
+__all__ = ["router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_FILE_FIELDS = ("file", "files", "file[]", "files[]")
+_SSE_NAMES = {"stage": "progress"}
+_KEEPALIVE_S = 15.0
+
+
+def _queue(request: Request) -> JobQueue:
+    queue = getattr(request.app.state, "jobs", None)
+    if queue is None:
+        raise JobNotFoundError("the jobs API is not enabled on this server")
+    return queue
+
+
+async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+@router.post("", status_code=202, summary="Submit one or more files as jobs")
+async def submit_jobs(request: Request) -> JSONResponse:
+    """Multipart form with one or more files (field ``file``, repeated, or ``files``) and the ``/asr`` options
+    (model, language, task, word_timestamps, diarize, num_speakers, min_speakers, max_speakers, initial_prompt,
+    hotwords, vad_filter) plus an optional ``session`` tag. Answers 202 with ``{"jobs": [...]}`` at once."""
+    queue = _queue(request)
+    settings = request.app.state.settings
+    form = await request.form(max_files=10_000)
+    uploads = [item for name in _FILE_FIELDS for item in form.getlist(name) if isinstance(item, UploadFile)]
+    if not uploads:
+        raise InvalidRequestError("no audio file was sent: upload it as multipart field 'file'", param="file")
+    params = merged_params(request.query_params, form)
+    options = options_from_params(
+        params,
+        request.app.state.runtime.registry,
+        word_timestamps_default=settings.asr_word_timestamps_default,
+        diarize_default=settings.asr_diarize_default,
+    )
+    session = (params.get("session") or "").strip() or None
+    saved: list[tuple[Path, str | None]] = []
+    try:
+        for upload in uploads:
+            saved.append((await save_upload(upload, settings.spool_dir, field="file"), upload.filename))
+    except BaseException:
+        for path, _ in saved:
+            path.unlink(missing_ok=True)
+        raise
+    service = getattr(request.app.state, "service", None)
+    if hasattr(service, "submit"):
+        jobs: list[Job] = await _run(service.submit, saved, options, session=session)
+    else:
+        jobs = [
+            await _run(queue.enqueue, path, filename=name, options=options.to_dict(), session=session)
+            for path, name in saved
+        ]
+    logger.info("submitted %s job(s): %s", len(jobs), ", ".join(j.id for j in jobs))
+    return JSONResponse({"jobs": [j.to_public() for j in jobs]}, status_code=202)
+
+
+@router.get("", summary="List jobs, newest first")
+async def list_jobs(
+    request: Request,
+    status: str | None = None,
+    session: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Filter by ``status`` and ``session``; page with ``limit``/``offset`` (or pass back ``next_cursor``)."""
+    if status is not None and status not in STATES:
+        raise InvalidRequestError(f"'status' must be one of {', '.join(STATES)}", param="status")
+    if not 1 <= limit <= 500:
+        raise InvalidRequestError("'limit' must be between 1 and 500", param="limit")
+    if cursor:
+        if not cursor.isdigit():
+            raise InvalidRequestError("'cursor' is not valid", param="cursor")
+        offset = int(cursor)
+    if offset < 0:
+        raise InvalidRequestError("'offset' must not be negative", param="offset")
+    jobs: list[Job] = await _run(_queue(request).list, status=status, session=session, limit=limit + 1, offset=offset)
+    more = len(jobs) > limit
+    next_offset = offset + limit if more else None
+    return {
+        "jobs": [j.to_public() for j in jobs[:limit]],
+        "limit": limit,
+        "offset": offset,
+        "next_offset": next_offset,
+        "next_cursor": str(next_offset) if more else None,
+    }
+
+
+@router.get("/{job_id}", summary="A job's state, progress and timings")
+async def get_job(request: Request, job_id: str) -> dict[str, Any]:
+    """Status (queued, running, succeeded, failed, cancelled), stage, progress, timings and error."""
+    job: Job = await _run(_queue(request).get, job_id)
+    return job.to_public()
+
+
+@router.get("/{job_id}/result", summary="A finished job's transcript")
+async def get_result(request: Request, job_id: str, format: str = "json") -> Response:
+    """Rendered as json, text, srt, vtt, tsv or verbose_json. 409 while the job has not succeeded."""
+    if format not in MEDIA_TYPES:
+        raise InvalidRequestError(f"'format' must be one of {', '.join(MEDIA_TYPES)}", param="format")
+    queue = _queue(request)
+    data = await _run(queue.result, job_id)
+    job: Job = await _run(queue.get, job_id)
+    body = render(Transcript.from_dict(data), format)
+    stem = Path(job.filename or job_id).stem or job_id
+    headers = {"Content-Disposition": f'inline; filename="{stem}.{EXTENSIONS[format]}"'}
+    return Response(body, media_type=MEDIA_TYPES[format], headers=headers)
+
+
+def _sse(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.get("/{job_id}/events", summary="Server-sent events of a job")
+async def job_events(request: Request, job_id: str) -> StreamingResponse:
+    """``state`` (the current state, first), then ``progress``, ``language`` and ``segment`` events as they
+    happen — a late client gets the segments decoded so far replayed — and finally ``done``, ``failed`` or
+    ``cancelled``. The stream ends after the terminal event."""
+    queue = _queue(request)
+    job: Job = await _run(queue.get, job_id)
+
+    async def events() -> AsyncIterator[str]:
+        yield _sse("state", {"type": "state", "job": job.to_public()})
+        cursor: str | None = None
+        last_sent = time.monotonic()
+        while not await request.is_disconnected():
+            try:
+                batch, cursor = await _run(queue.read_events, job_id, cursor, 1.0)
+            except JobNotFoundError:
+                yield _sse("deleted", {"type": "deleted", "id": job_id})
+                return
+            for event in batch:
+                kind = event.get("type", "message")
+                yield _sse(_SSE_NAMES.get(kind, kind), event)
+                if kind in ("done", "failed", "cancelled"):
+                    return
+            if batch:
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent > _KEEPALIVE_S:
+                last_sent = time.monotonic()
+                yield ": keep-alive\n\n"
+            if not batch:
+                current: Job = await _run(queue.get, job_id)
+                if current.status in TERMINAL:
+                    # Finished, but its terminal event is not (yet) in the log: report the state we see.
+                    kind = "done" if current.status == "succeeded" else current.status
+                    yield _sse(kind, {"type": kind, "job": current.to_public()})
+                    return
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+@router.get("/{job_id}/audio", summary="The job's audio (supports HTTP Range)")
+async def job_audio(request: Request, job_id: str) -> FileResponse:
+    """The uploaded file as sent, for playback next to the transcript."""
+    queue = _queue(request)
+    job: Job = await _run(queue.get, job_id)
+    path: Path = await _run(queue.audio_file, job_id)
+    media_type = mimetypes.guess_type(job.filename or path.name)[0] or "application/octet-stream"
+    return FileResponse(
+        path, media_type=media_type, filename=job.filename or path.name, content_disposition_type="inline"
+    )
+
+
+@router.post("/{job_id}/retry", status_code=202, summary="Run a failed or cancelled job again")
+async def retry_job(request: Request, job_id: str) -> dict[str, Any]:
+    """409 unless the job failed or was cancelled."""
+    job: Job = await _run(_queue(request).retry, job_id)
+    return job.to_public()
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a queued or running job")
+async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+    """A queued job is cancelled at once; a running one stops within about a second. 409 once finished."""
+    job: Job = await _run(_queue(request).cancel, job_id)
+    return job.to_public()
+
+
+@router.delete("/{job_id}", status_code=204, summary="Delete a job with its audio and result")
+async def delete_job(request: Request, job_id: str) -> Response:
+    """A running job is stopped too."""
+    await _run(_queue(request).delete, job_id)
+    return Response(status_code=204)

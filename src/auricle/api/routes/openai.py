@@ -85,8 +85,13 @@ async def _events(request: Request, path: object, options: TranscribeOptions) ->
         if isinstance(item, TranscriptionResult):
             yield _sse({"type": "transcript.text.done", "text": item.transcript.text})
         elif item.kind == "segment" and item.segment is not None:
-            yield _sse({"type": "transcript.text.delta", "delta": item.segment.text.strip() + " ",
-                        "segment_id": f"seg_{item.segment.id}"})
+            yield _sse(
+                {
+                    "type": "transcript.text.delta",
+                    "delta": item.segment.text.strip() + " ",
+                    "segment_id": f"seg_{item.segment.id}",
+                }
+            )
 
 
 async def _handle(
@@ -106,14 +111,22 @@ async def _handle(
     response_format = (response_format or "json").strip().lower()
     granularities = [g.strip().lower() for g in (granularities or []) if g.strip()]
     options = _options(
-        request, model=model, language=language, prompt=prompt, response_format=response_format,
-        temperature=temperature, granularities=granularities, task=task, diarize=diarize,
+        request,
+        model=model,
+        language=language,
+        prompt=prompt,
+        response_format=response_format,
+        temperature=temperature,
+        granularities=granularities,
+        task=task,
+        diarize=diarize,
     )
     streaming = parse_bool(stream, "stream", False)
     path = await spool(request, file, "file")
     if streaming:
-        return StreamingResponse(_events(request, path, options), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            _events(request, path, options), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
     result = await transcribe_request(request, path, options)
     return _render(result.transcript, response_format, granularities)
 
@@ -145,9 +158,17 @@ async def transcriptions(
 ) -> Response:
     """Like OpenAI's endpoint; errors come in OpenAI's `{"error": {...}}` envelope."""
     return await _handle(
-        request, file, task="transcribe", model=model, language=language, prompt=prompt,
-        response_format=response_format, temperature=temperature, granularities=timestamp_granularities,
-        stream=stream, diarize=diarize,
+        request,
+        file,
+        task="transcribe",
+        model=model,
+        language=language,
+        prompt=prompt,
+        response_format=response_format,
+        temperature=temperature,
+        granularities=timestamp_granularities,
+        stream=stream,
+        diarize=diarize,
     )
 
 
@@ -162,6 +183,15 @@ async def translations(
 ) -> Response:
     """Speech in any supported language to English text."""
     return await _handle(
-        request, file, task="translate", model=model, language=None, prompt=prompt,
-        response_format=response_format, temperature=temperature, granularities=None, stream=None, diarize=None,
+        request,
+        file,
+        task="translate",
+        model=model,
+        language=None,
+        prompt=prompt,
+        response_format=response_format,
+        temperature=temperature,
+        granularities=None,
+        stream=None,
+        diarize=None,
     )

@@ -1,0 +1,176 @@
+"""``auricle jobs submit|list|watch|result``: a small HTTP client of ``/v1/jobs`` (the lead wires the commands).
+
+Every function talks to ``url`` (default ``http://127.0.0.1:9000``) with an optional API key, writes to the text
+stream it is given (never ``print``) and returns a process exit code: 0 on success, 1 when a job failed or was
+cancelled, 2 on a request error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+from tqdm import tqdm
+
+__all__ = ["DEFAULT_URL", "list_jobs", "result", "submit", "watch"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:9000"
+_TERMINAL = ("done", "failed", "cancelled", "deleted")
+
+
+def _client(url: str, api_key: str | None, timeout: float | None = 60.0) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+
+def _error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    detail = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("detail")
+    return f"HTTP {response.status_code}: {detail or body}"
+
+
+def submit(
+    files: Sequence[Path],
+    out: TextIO,
+    *,
+    url: str = DEFAULT_URL,
+    api_key: str | None = None,
+    options: dict[str, Any] | None = None,
+    session: str | None = None,
+) -> int:
+    """Upload ``files`` in one request and write one ``<job id>\\t<file name>`` line per job."""
+    data = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (options or {}).items() if v is not None}
+    if session:
+        data["session"] = session
+    handles = [open(path, "rb") for path in files]  # noqa: SIM115 - closed below
+    try:
+        with _client(url, api_key, timeout=None) as client:
+            response = client.post(
+                "/v1/jobs", data=data, files=[("file", (p.name, h)) for p, h in zip(files, handles, strict=True)]
+            )
+    except httpx.HTTPError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    finally:
+        for handle in handles:
+            handle.close()
+    if response.status_code != 202:
+        out.write(f"error: {_error(response)}\n")
+        return 2
+    for job in response.json()["jobs"]:
+        out.write(f"{job['id']}\t{job['filename']}\n")
+    return 0
+
+
+def list_jobs(
+    out: TextIO,
+    *,
+    url: str = DEFAULT_URL,
+    api_key: str | None = None,
+    status: str | None = None,
+    session: str | None = None,
+    limit: int = 50,
+) -> int:
+    """Write a table of jobs, newest first."""
+    params = {k: v for k, v in {"status": status, "session": session, "limit": limit}.items() if v is not None}
+    try:
+        with _client(url, api_key) as client:
+            response = client.get("/v1/jobs", params=params)
+    except httpx.HTTPError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    if response.status_code != 200:
+        out.write(f"error: {_error(response)}\n")
+        return 2
+    out.write(f"{'ID':32}  {'STATUS':9}  {'PROGRESS':>8}  {'RTF':>6}  FILE\n")
+    for job in response.json()["jobs"]:
+        rtf = f"{job['real_time_factor']:.1f}" if job.get("real_time_factor") else "-"
+        out.write(
+            f"{job['id']:32}  {job['status']:9}  {job['progress']:7.0f}%  {rtf:>6}  {job.get('filename') or ''}\n"
+        )
+    return 0
+
+
+def _events(client: httpx.Client, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Parse the job's server-sent events as they arrive."""
+    with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        if response.status_code != 200:
+            response.read()
+            raise httpx.HTTPStatusError(_error(response), request=response.request, response=response)
+        name, data = "message", ""
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif not line and data:
+                yield name, json.loads(data)
+                name, data = "message", ""
+
+
+def watch(ids: Sequence[str], out: TextIO, *, url: str = DEFAULT_URL, api_key: str | None = None) -> int:
+    """Show a progress bar per job (fed by its events stream) until all have finished."""
+    failed = False
+    with _client(url, api_key, timeout=httpx.Timeout(60.0, read=None)) as client:
+        for position, job_id in enumerate(ids):
+            bar = tqdm(total=100, desc=job_id[:8], file=out, position=position, unit="%", leave=True)
+            final = "?"
+            try:
+                for name, event in _events(client, job_id):
+                    job = event.get("job") or {}
+                    progress = event.get("progress", job.get("progress"))
+                    if progress is not None:
+                        bar.n = float(progress)
+                    stage = event.get("stage") or job.get("stage")
+                    bar.set_postfix_str(f"{job.get('status', 'running')} {stage or ''}".strip())
+                    if name in _TERMINAL:
+                        final = name
+                        if name == "done":
+                            bar.n = 100
+                        bar.set_postfix_str("succeeded" if name == "done" else name)
+                        break
+            except httpx.HTTPError as exc:
+                final = f"error: {exc}"
+            finally:
+                bar.refresh()
+                bar.close()
+            if final != "done":
+                failed = True
+                out.write(f"{job_id}: {final}\n")
+    return 1 if failed else 0
+
+
+def result(
+    job_id: str,
+    out: TextIO,
+    *,
+    url: str = DEFAULT_URL,
+    api_key: str | None = None,
+    fmt: str = "text",
+    output: Path | None = None,
+) -> int:
+    """Write the job's transcript in ``fmt`` to ``output`` (a file) or to ``out``."""
+    try:
+        with _client(url, api_key) as client:
+            response = client.get(f"/v1/jobs/{job_id}/result", params={"format": fmt})
+    except httpx.HTTPError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    if response.status_code != 200:
+        out.write(f"error: {_error(response)}\n")
+        return 1 if response.status_code == 409 else 2
+    if output is not None:
+        output.write_text(response.text, encoding="utf-8")
+        out.write(f"wrote {output}\n")
+    else:
+        out.write(response.text if response.text.endswith("\n") else response.text + "\n")
+    return 0

@@ -1,0 +1,275 @@
+"""The sync endpoints on top of jobs: :class:`JobTranscriptionService`, and :func:`build_job_service`.
+
+``POST /asr`` and ``/v1/audio/*`` call :meth:`JobTranscriptionService.transcribe`, which submits an *ephemeral*
+job and waits for its events. Ephemeral jobs are hidden from ``GET /v1/jobs``; once the result has been handed
+back (or the request failed, or the client went away) the job is deleted with its audio and result, so sync
+requests leave nothing behind. Had the server died while a sync job was waiting, the job still finishes and its
+leftovers go at the next TTL sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from auricle import metrics
+from auricle.api.service import TranscriptionResult, record_stats
+from auricle.config import Settings
+from auricle.engine.pipeline import PipelineEvent, PipelineStats
+from auricle.engine.protocols import LanguageGuess
+from auricle.engine.types import Segment, TranscribeOptions, Transcript, Word
+from auricle.errors import AuricleError, CancelledError, JobNotFoundError, QueueFullError
+from auricle.jobs.base import STATES, Job, JobEvent, JobQueue, error_from
+from auricle.jobs.worker import JobRunner, LocalWorkerPool
+from auricle.runtime import Runtime
+
+__all__ = ["JobTranscriptionService", "build_job_service", "pipeline_event"]
+
+logger = logging.getLogger(__name__)
+
+
+def pipeline_event(event: JobEvent) -> PipelineEvent | None:
+    """Turn a stored progress event back into a :class:`PipelineEvent` (None for state and terminal events)."""
+    kind = event.get("type")
+    if kind not in ("stage", "language", "segment"):
+        return None
+    segment = None
+    if event.get("segment"):
+        data = event["segment"]
+        segment = Segment(**{**data, "words": [Word(**w) for w in data.get("words", [])]})
+    language = (
+        LanguageGuess(event["language"], event.get("language_probability", 1.0)) if event.get("language") else None
+    )
+    return PipelineEvent(
+        kind,
+        event["stage"],
+        float(event.get("progress", 0.0)) / 100.0,
+        segment=segment,
+        language=language,
+        duration=event.get("duration"),
+    )
+
+
+class JobTranscriptionService:
+    """Implements :class:`~auricle.api.service.TranscriptionService` by submitting a job and awaiting it.
+
+    Also owns what runs next to the API: local workers (threads on SQLite, Dramatiq threads on Redis) when
+    ``settings.local_workers``, and the housekeeping loop (TTL sweep, orphan spool files, queue metrics).
+    """
+
+    def __init__(self, queue: JobQueue, settings: Settings, runtime: Runtime | None) -> None:
+        self.queue = queue
+        self.settings = settings
+        self.runtime = runtime
+        self.sweep_interval_s = 60.0
+        self.metrics_interval_s = 5.0
+        self.orphan_age_s = 6 * 3600.0
+        self._pool: LocalWorkerPool | None = None
+        self._consumer: Any = None
+        self._runner: JobRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._saturation: tuple[float, tuple[int, int]] = (0.0, (0, settings.max_queue))
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start local workers (unless ``local_workers`` is off) and the housekeeping loop."""
+        if self.settings.local_workers and self.runtime is not None:
+            work_dir = self.settings.spool_dir / "work"
+            consumer_start = getattr(self.queue, "start_consumer", None)
+            if consumer_start is not None:
+                self._runner = JobRunner(self.queue, self.runtime, lease_s=self.settings.job_lease_s, work_dir=work_dir)
+                self._consumer = consumer_start(self._runner, threads=self.settings.workers)
+                metrics.WORKERS.set(self.settings.workers)
+            else:
+                self._pool = LocalWorkerPool(
+                    self.queue,
+                    self.runtime,
+                    threads=self.settings.workers,
+                    lease_s=self.settings.job_lease_s,
+                    work_dir=work_dir,
+                )
+                await asyncio.to_thread(self._pool.start)
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+
+    async def close(self) -> None:
+        """Stop housekeeping and local workers (running jobs are left to run again) and release the queue."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.stop)
+            self._pool = None
+        if self._consumer is not None:
+            assert self._runner is not None
+            self._runner.aborting.set()
+            await asyncio.to_thread(self._consumer.stop, 10_000)
+            self._consumer = None
+        await asyncio.to_thread(self.queue.close)
+
+    async def _housekeeping(self) -> None:
+        last_sweep = 0.0
+        while True:
+            try:
+                await asyncio.to_thread(self.update_metrics)
+                if time.monotonic() - last_sweep >= self.sweep_interval_s:
+                    last_sweep = time.monotonic()
+                    await asyncio.to_thread(self.sweep)
+            except Exception:
+                logger.exception("job housekeeping failed")
+            await asyncio.sleep(self.metrics_interval_s)
+
+    def sweep(self) -> tuple[int, int]:
+        """Expire finished jobs past their TTL and delete orphaned spool files. Returns (jobs, files) removed."""
+        jobs = self.queue.sweep()
+        files = self.queue.sweep_orphans(min_age_s=self.orphan_age_s)
+        if jobs or files:
+            logger.info("housekeeping removed %s expired jobs and %s orphaned spool files", jobs, files)
+        return jobs, files
+
+    def update_metrics(self) -> dict[str, int]:
+        """Refresh the queue gauges from the store."""
+        counts = self.queue.counts()
+        for state in STATES:
+            metrics.JOBS_BY_STATE.labels(state).set(counts.get(state, 0))
+        metrics.QUEUE_DEPTH.set(counts.get("queued", 0))
+        worker_count = getattr(self.queue, "worker_count", None)
+        if worker_count is not None and self._consumer is None:
+            metrics.WORKERS.set(worker_count())
+        self._saturation = (time.monotonic(), (counts.get("queued", 0), self.settings.max_queue))
+        return counts
+
+    # -- submitting -----------------------------------------------------------------------------------------------
+    def saturation(self) -> tuple[int, int]:
+        """(jobs queued, ``max_queue``), at most a second old; `/ready` is not ready when the first reaches the
+        second."""
+        at, value = self._saturation
+        if time.monotonic() - at > 1.0:
+            try:
+                value = (self.queue.counts().get("queued", 0), self.settings.max_queue)
+            except Exception:
+                logger.exception("reading the queue depth failed")
+                return value
+            self._saturation = (time.monotonic(), value)
+        return value
+
+    def submit(
+        self,
+        files: list[tuple[Path, str | None]],
+        options: TranscribeOptions,
+        *,
+        session: str | None = None,
+        ephemeral: bool = False,
+    ) -> list[Job]:
+        """Enqueue one job per ``(spooled path, client filename)``; blocking (call from a thread).
+
+        Raises:
+            QueueFullError: fewer than ``len(files)`` places are free in the queue (nothing is enqueued then,
+                and the spooled files are deleted). Room is ``max_queue`` plus one per worker, as in the local
+                service: a job taken at once by an idle worker is queued only for a moment.
+        """
+        queued = self.queue.counts().get("queued", 0)
+        if queued + len(files) > self.settings.max_queue + self.settings.workers:
+            for path, _ in files:
+                path.unlink(missing_ok=True)
+            raise QueueFullError(f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later")
+        jobs = [
+            self.queue.enqueue(path, filename=name, options=options.to_dict(), session=session, ephemeral=ephemeral)
+            for path, name in files
+        ]
+        self._saturation = (0.0, self._saturation[1])
+        return jobs
+
+    async def transcribe(
+        self,
+        audio_path: Path,
+        options: TranscribeOptions,
+        *,
+        on_event: Callable[[PipelineEvent], None] | None = None,
+        disconnected: Callable[[], bool] | None = None,
+    ) -> TranscriptionResult:
+        """Submit an ephemeral job, forward its progress to ``on_event`` and return its result.
+
+        A client disconnect (``disconnected()`` or the task being cancelled) deletes the job, which stops it.
+        """
+        [job] = await asyncio.to_thread(self.submit, [(audio_path, audio_path.name)], options, ephemeral=True)
+        cursor: str | None = None
+        try:
+            while True:
+                events, cursor = await asyncio.to_thread(self.queue.read_events, job.id, cursor, 0.5)
+                for event in events:
+                    kind = event.get("type")
+                    if kind == "done":
+                        return await asyncio.to_thread(self._result, job.id)
+                    if kind == "failed":
+                        info = event.get("job") or {}
+                        current = await asyncio.to_thread(self.queue.get, job.id)
+                        raise error_from(current.error_type, info.get("error") or current.error or "job failed")
+                    if kind == "cancelled":
+                        raise CancelledError("the transcription was cancelled")
+                    converted = pipeline_event(event)
+                    if converted is not None and on_event is not None:
+                        on_event(converted)
+                if disconnected is not None and disconnected():
+                    raise CancelledError("client went away")
+        finally:
+            # Deleting also stops a running job: its worker's next heartbeat finds it gone.
+            with contextlib.suppress(JobNotFoundError, AuricleError, OSError):
+                self.queue.delete(job.id)
+
+    def _result(self, job_id: str) -> TranscriptionResult:
+        transcript = Transcript.from_dict(self.queue.result(job_id))
+        stats_data = self.queue.get(job_id).stats
+        stats = PipelineStats(
+            audio_seconds=stats_data.get("audio_seconds") or 0.0,
+            processing_seconds=stats_data.get("processing_seconds") or 0.0,
+            first_segment_seconds=stats_data.get("first_segment_seconds"),
+            stage_seconds=dict(stats_data.get("stage_seconds") or {}),
+        )
+        record_stats(stats)
+        return TranscriptionResult(transcript, stats)
+
+    async def stream(
+        self, audio_path: Path, options: TranscribeOptions, *, disconnected: Callable[[], bool] | None = None
+    ) -> AsyncIterator[PipelineEvent | TranscriptionResult]:
+        """Yield pipeline events as the job reports them, then the result."""
+        queue: asyncio.Queue[PipelineEvent] = asyncio.Queue()
+        task = asyncio.ensure_future(
+            self.transcribe(audio_path, options, on_event=queue.put_nowait, disconnected=disconnected)
+        )
+        try:
+            while not task.done() or not queue.empty():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            yield task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+
+
+def build_job_service(settings: Settings, runtime: Runtime | None) -> tuple[JobTranscriptionService, JobQueue]:
+    """The jobs-backed service for the sync endpoints and the queue for ``/v1/jobs``.
+
+    SQLite at ``data_dir/jobs.sqlite3`` by default; Redis (with Dramatiq) when ``redis_url`` is set. Call
+    ``await service.start()`` at application start and ``await service.close()`` at shutdown.
+    """
+    queue: JobQueue
+    if settings.redis_url:
+        from auricle.jobs.redis import RedisJobQueue
+
+        queue = RedisJobQueue(
+            settings.redis_url, settings.spool_dir, ttl_s=settings.job_ttl_s, lease_s=settings.job_lease_s
+        )
+    else:
+        from auricle.jobs.sqlite import SqliteJobQueue
+
+        queue = SqliteJobQueue(settings.data_dir / "jobs.sqlite3", settings.spool_dir, ttl_s=settings.job_ttl_s)
+    return JobTranscriptionService(queue, settings, runtime), queue

@@ -1,0 +1,204 @@
+"""Handlers for client messages, registered per message type, over one :class:`Connection`.
+
+Text frames are parsed into protocol models and dispatched through :data:`HANDLERS`; binary frames (audio) go to
+:func:`handle_audio`. Handlers report contract violations by raising :class:`ProtocolError`; the connection turns
+those into ``speech.error`` messages and keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from starlette.websockets import WebSocket
+
+from auricle import metrics
+from auricle.errors import AuricleError
+from auricle.streaming import protocol
+from auricle.streaming.adapters import silero_vad, whisper_decoder
+from auricle.streaming.protocol import (
+    INVALID_MESSAGE,
+    INVALID_STATE,
+    ConfigMessage,
+    EndMessage,
+    ProtocolError,
+)
+from auricle.streaming.session import StreamSession, TranscriptLimitError
+
+if TYPE_CHECKING:
+    from auricle.streaming.endpoint import StreamingHub
+
+__all__ = ["HANDLERS", "Connection", "handle_audio", "handler"]
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", ConfigMessage, EndMessage)
+Handler = Callable[["Connection", Any], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+"""Message type -> handler."""
+
+_ENDPOINT_MS = 500
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register the decorated coroutine as the handler of messages of type ``kind``."""
+
+    def register(func: Handler) -> Handler:
+        HANDLERS[kind] = func
+        return func
+
+    return register
+
+
+class Connection:
+    """One WebSocket connection: its session (after ``speech.config``) and its outgoing messages.
+
+    Messages go through a queue drained by :meth:`write_loop`, so a slow reader never blocks the scheduler.
+    """
+
+    def __init__(self, websocket: WebSocket, hub: StreamingHub) -> None:
+        self.websocket = websocket
+        self.hub = hub
+        self.session: StreamSession | None = None
+        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.finished = asyncio.Event()
+        self.space = asyncio.Event()
+        self.space.set()
+        self.close_code = 1000
+        self.close_reason = ""
+
+    @property
+    def session_id(self) -> str | None:
+        """The session's id once configured."""
+        return self.session.id if self.session else None
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message for the client."""
+        self.outbox.put_nowait(message)
+
+    def error(self, code: str, message: str) -> None:
+        """Queue a ``speech.error`` and count it."""
+        metrics.STREAM_ERRORS.labels(code).inc()
+        self.send(protocol.error(self.session_id, code, message))
+
+    def finish(self, code: int = 1000, reason: str = "") -> None:
+        """End the connection once queued messages are sent."""
+        if not self.finished.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.finished.set()
+
+    async def write_loop(self) -> None:
+        """Send queued messages until the ``None`` sentinel."""
+        while True:
+            message = await self.outbox.get()
+            if message is None:
+                return
+            try:
+                await self.websocket.send_json(message)
+            except Exception:  # the client went away; the reader notices too
+                logger.debug("stream %s: send failed", self.session_id)
+                self.finish(1001, "client gone")
+                return
+
+    def check_backpressure(self) -> None:
+        """Send ``speech.backpressure`` on a change and track whether the buffer has room to read more."""
+        session = self.session
+        if session is None:
+            return
+        action = session.backpressure_change()
+        if action:
+            metrics.BACKPRESSURE_EVENTS.labels(action).inc()
+            self.send(protocol.backpressure(session.id, action))
+        if session.fill >= 1.0:
+            self.space.clear()
+        else:
+            self.space.set()
+
+    async def deliver(self, session: StreamSession, outcome: list[dict[str, Any]] | BaseException) -> None:
+        """Receive one recognition step's messages (called by the scheduler)."""
+        if isinstance(outcome, TranscriptLimitError):
+            self.error(INVALID_STATE, str(outcome))
+            self.finish(1009, "transcript limit")
+            return
+        if isinstance(outcome, BaseException):
+            self.finish(1011, "recognition failed")
+            return
+        for message in outcome:
+            self.send(message)
+        self.check_backpressure()
+        if session.finished:
+            self.finish()
+
+    async def dispatch_text(self, text: str) -> None:
+        """Parse and handle one text frame."""
+        message = protocol.parse_client_message(text)
+        await HANDLERS[message.type](self, message)
+
+
+@handler("speech.config")
+async def handle_config(conn: Connection, message: ConfigMessage) -> None:
+    """Open the session: pick and load the model, set up decoding, answer ``speech.config.ack``."""
+    if conn.session is not None:
+        raise ProtocolError(INVALID_STATE, "the session is already configured")
+    config = message.payload
+    settings = conn.hub.settings
+    resume = config.resume_checkpoint
+    requested = config.model_id or (resume.backend_model_id if resume else None) or settings.streaming.model
+    runtime = conn.hub.runtime
+    try:
+        name = runtime.registry.canonical(requested)
+        runtime.registry.info(name)
+        transcriber = await asyncio.to_thread(runtime.models.get, name)
+    except AuricleError as exc:
+        raise ProtocolError(INVALID_MESSAGE, f"model_id: {exc.message}") from None
+    language = None if config.detect_language else (config.language or "en").lower()
+    if not transcriber.multilingual and language not in (None, "en"):
+        raise ProtocolError(
+            INVALID_MESSAGE, f"language: model '{name}' is English-only; use a multilingual model such as 'base'"
+        )
+    decode = whisper_decoder(transcriber, language, beam_size=1, final_beam_size=2)
+    session = StreamSession(config, name, settings.streaming, decode, silero_vad(_ENDPOINT_MS))
+    conn.session = session
+    conn.hub.scheduler.register(session, conn.deliver)
+    logger.info(
+        "stream %s: model %s, %s at %d Hz%s",
+        session.id,
+        name,
+        config.encoding,
+        config.sample_rate,
+        f", resumed at {resume.last_audio_ms} ms" if resume else "",
+    )
+    conn.send(
+        protocol.server_message(
+            "speech.config.ack", session.id, {"session_id": session.id, "effective_config": session.effective_config()}
+        )
+    )
+
+
+@handler("speech.end")
+async def handle_end(conn: Connection, message: EndMessage) -> None:
+    """Flush: the scheduler finishes recognition and sends the final phrase and checkpoint."""
+    session = conn.session
+    if session is None:
+        raise ProtocolError(INVALID_STATE, "speech.end before speech.config")
+    if session.ending:
+        raise ProtocolError(INVALID_STATE, "speech.end was already sent")
+    session.end()
+    conn.hub.scheduler.notify(session)
+
+
+async def handle_audio(conn: Connection, frame: bytes) -> None:
+    """Queue one binary audio frame; wait while the session's buffer is full (the client must slow down)."""
+    session = conn.session
+    if session is None:
+        raise ProtocolError(INVALID_STATE, "audio before speech.config")
+    if session.ending:
+        raise ProtocolError(INVALID_STATE, "audio after speech.end")
+    session.feed(frame)
+    conn.check_backpressure()
+    conn.hub.scheduler.notify(session)
+    if not conn.space.is_set():
+        # Reading no further is what keeps a client that ignores slow_down from overflowing the buffer.
+        await conn.space.wait()

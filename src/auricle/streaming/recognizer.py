@@ -1,0 +1,294 @@
+"""The streaming recognition loop over one session's audio: VAD endpointing, re-decoding of the unconfirmed tail,
+LocalAgreement-2 confirmation, and the phrases and hypotheses that result.
+
+:class:`StreamingRecognizer` is pure: it gets a decode function and a VAD function, so tests drive it with scripted
+fakes and no model. It is not thread-safe; the scheduler runs at most one step of a session at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from auricle.streaming.agreement import LocalAgreement, TimedWord, join_words
+
+__all__ = ["DecodeFn", "Hypothesis", "Phrase", "StepResult", "StreamingRecognizer", "VadFn"]
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+
+DecodeFn = Callable[[np.ndarray, str, bool], list[TimedWord]]
+"""``decode(samples, prompt, final)`` -> words with times relative to the samples' start."""
+VadFn = Callable[[np.ndarray], list[tuple[int, int]]]
+"""``vad(samples)`` -> speech spans as (start, end) sample indices; pauses shorter than the endpoint are joined."""
+
+_PAD_S = 0.3  # audio kept before speech and after its end when decoding
+_MAX_DECODE_S = 28.0  # Whisper sees at most 30 s
+_PROMPT_CHARS = 200
+_MIN_PHRASE_S = 3.0  # speech an utterance needs before a short pause may end it
+_LONG_ENDPOINT_S = 1.2  # a pause that ends an utterance of any length
+_GAP_S = 0.1  # a pause between confirmed words where the buffer may be cut
+_TAIL_S = 0.2  # audio decoded after the end of an utterance's speech
+
+
+@dataclass
+class Hypothesis:
+    """Interim text of the phrase being recognised (confirmed words plus the tentative tail)."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Phrase:
+    """Final text of a completed stretch of speech."""
+
+    start: float
+    end: float
+    text: str
+    confidence: float
+    resume_s: float = 0.0
+    """Session time from which a resumed session must be sent audio again to continue after this phrase."""
+
+
+@dataclass
+class StepResult:
+    """What one step produced, plus word end times for latency metrics."""
+
+    events: list[Hypothesis | Phrase] = field(default_factory=list)
+    hypothesized: list[float] = field(default_factory=list)
+    confirmed: list[float] = field(default_factory=list)
+
+
+class StreamingRecognizer:
+    """Turns a stream of 16 kHz samples into hypotheses and phrases.
+
+    Args:
+        decode: the transcriber (see :data:`DecodeFn`).
+        vad: the speech detector (see :data:`VadFn`).
+        base_s: session time (s) of the first sample fed (non-zero after a resume).
+        window_s: longest phrase; past it, the confirmed words are emitted as a phrase without waiting for a pause.
+        overlap_s: confirmed audio kept as context when the buffer is shortened.
+        interval_s: new audio needed before the tentative tail is decoded again.
+        endpoint_s: silence that ends an utterance (must match the VAD's minimum silence).
+        max_buffer_s: most audio to hold; decodes are kept to about half of it (and under 30 s).
+        committed_time: end (s) of the last confirmed word (resume).
+        prompt: text confirmed earlier (resume), used as the decoding prompt.
+    """
+
+    def __init__(
+        self,
+        decode: DecodeFn,
+        vad: VadFn,
+        *,
+        base_s: float = 0.0,
+        window_s: float = 5.0,
+        overlap_s: float = 0.5,
+        interval_s: float = 1.0,
+        endpoint_s: float = 0.5,
+        max_buffer_s: float = 24.0,
+        committed_time: float = 0.0,
+        prompt: str = "",
+    ) -> None:
+        self._decode = decode
+        self._vad = vad
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = round(base_s * SAMPLE_RATE)  # session sample index of _buf[0]
+        self._window = window_s
+        self._trim_s = max(2.0, min(_MAX_DECODE_S / 2, max_buffer_s / 2))
+        self._hard_s = 2 * self._trim_s
+        self._overlap = min(overlap_s, self._trim_s / 2)
+        self._interval = interval_s
+        self._endpoint = round(endpoint_s * SAMPLE_RATE)
+        self._long_endpoint = round(max(endpoint_s, _LONG_ENDPOINT_S) * SAMPLE_RATE)
+        self._min_phrase = _MIN_PHRASE_S
+        self._agreement = LocalAgreement(committed_time, prompt.split()[-5:])
+        self._phrase_words: list[TimedWord] = []
+        self._buffer_words: list[TimedWord] = []  # confirmed words still inside the buffer
+        self._decoded_until = self._buf_start
+        self._hypothesized_until = committed_time
+        self._last_hypothesis = ""
+        self._prompt = prompt[-_PROMPT_CHARS:]
+
+    @property
+    def buffered_s(self) -> float:
+        """Audio held and not yet emitted as a phrase (s)."""
+        return len(self._buf) / SAMPLE_RATE
+
+    @property
+    def accounted_s(self) -> float:
+        """Session time up to which all audio is reflected in emitted phrases (the resume point)."""
+        return self._buf_start / SAMPLE_RATE
+
+    @property
+    def committed_time(self) -> float:
+        """End (s) of the last confirmed word."""
+        return self._agreement.committed_time
+
+    @property
+    def pending_text(self) -> bool:
+        """Whether confirmed or tentative words wait to be emitted."""
+        return bool(self._phrase_words or self._agreement.tentative)
+
+    def step(self, samples: np.ndarray, *, final: bool = False) -> StepResult:
+        """Append ``samples`` and recognise what is now decidable; with ``final`` flush everything."""
+        if len(samples):
+            self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
+        result = StepResult()
+        pad = round(_PAD_S * SAMPLE_RATE)
+        while True:
+            spans = self._vad(self._buf) if len(self._buf) >= SAMPLE_RATE // 10 else []
+            if not spans:
+                self._no_speech(result, final)
+                break
+            start = max(0, spans[0][0] - pad)
+            found = self._utterance_end(spans)
+            if found is None and final:
+                found = (len(self._buf), spans[-1][1])
+            if found is None:
+                self._tentative(result, start)
+                break
+            # Then look again: what remains may hold the next utterance (or, when final, nothing).
+            self._finish_utterance(result, start, *found)
+        return result
+
+    def _utterance_end(self, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """Where the first finished utterance in the buffer may be cut and where its speech ends, if there is one.
+
+        An utterance ends at a pause of at least the endpoint silence once it holds enough speech to decode well
+        on its own, or at a long pause whatever its length: short fragments decoded alone come out poorly.
+        """
+        group_start = spans[0][0]
+        for index, (_, end) in enumerate(spans):
+            following = spans[index + 1][0] if index + 1 < len(spans) else len(self._buf)
+            gap = following - end
+            long_enough = end - group_start >= self._min_phrase * SAMPLE_RATE
+            if gap >= self._long_endpoint or (gap >= self._endpoint and long_enough):
+                return min(end + round(_PAD_S * SAMPLE_RATE), (end + following) // 2), end
+        return None
+
+    # -- steps ---------------------------------------------------------------------------------------------------
+
+    def _no_speech(self, result: StepResult, final: bool) -> None:
+        keep = 0 if final else min(len(self._buf), round(_PAD_S * SAMPLE_RATE))
+        if self.pending_text:
+            # Speech that VAD no longer sees (e.g. trimmed) still gets its words out.
+            self._emit_phrase(result, self._agreement.complete(), len(self._buf) - keep)
+        self._trim(len(self._buf) - keep)
+
+    def _finish_utterance(self, result: StepResult, start: int, cut: int, speech_end: int) -> None:
+        """Decode the whole utterance once more and confirm all of it."""
+        audio = self._buf[start : min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE))]
+        offset = (self._buf_start + start) / SAMPLE_RATE
+        words = [w.shifted(offset) for w in self._decode(audio, self._prompt, True)] if len(audio) else []
+        words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
+        self._agreement.insert(words)
+        self._note_hypothesized(result, words)
+        self._emit_phrase(result, self._agreement.complete(), cut)
+        self._trim(cut)
+
+    def _tentative(self, result: StepResult, start: int) -> None:
+        end = self._buf_start + len(self._buf)
+        if end - self._decoded_until < self._interval * SAMPLE_RATE:
+            return
+        self._decoded_until = end
+        offset = (self._buf_start + start) / SAMPLE_RATE
+        words = [w.shifted(offset) for w in self._decode(self._buf[start:], self._prompt, False)]
+        self._agreement.insert(words)
+        confirmed = self._agreement.flush()
+        self._phrase_words.extend(confirmed)
+        self._buffer_words.extend(confirmed)
+        result.confirmed.extend(w.end for w in confirmed)
+        current = self._phrase_words + self._agreement.tentative
+        self._note_hypothesized(result, current)
+        if self._phrase_words and end / SAMPLE_RATE - self._phrase_words[0].start > self._window:
+            # A long stretch without a pause: what is confirmed becomes a phrase now (latency), while the audio
+            # stays as context for the next decodes; words before the confirmed time are skipped by time.
+            self._emit_phrase(result, [], 0)
+        else:
+            text = join_words(current)
+            if text and text != self._last_hypothesis:
+                result.events.append(Hypothesis(current[0].start, current[-1].end, text))
+                self._last_hypothesis = text
+        if len(self._buf) > self._trim_s * SAMPLE_RATE:
+            self._shorten(result)
+
+    def _shorten(self, result: StepResult) -> None:
+        """Keep decodes short: drop audio up to a pause between confirmed words, or force words out."""
+        latest = self.committed_time - self._overlap
+        cut_s = None
+        for before, after in zip(self._buffer_words, self._buffer_words[1:], strict=False):
+            if after.start - before.end >= _GAP_S and before.end <= latest:
+                cut_s = (before.end + after.start) / 2
+        if cut_s is None and self._buffer_words:
+            cut_s = max(self._buf_start / SAMPLE_RATE, latest)
+        if cut_s is not None and cut_s * SAMPLE_RATE - self._buf_start >= SAMPLE_RATE:
+            self._trim(round(cut_s * SAMPLE_RATE) - self._buf_start)
+            return
+        if len(self._buf) <= self._hard_s * SAMPLE_RATE:
+            return
+        # Nothing agreed for a long time: accept the tentative words but the last (it may be cut off).
+        tentative = self._agreement.tentative
+        if len(tentative) > 1:
+            upto = tentative[-2].end
+            self._emit_phrase(result, self._agreement.complete(upto), 0)
+            self._trim(round(upto * SAMPLE_RATE) - self._buf_start)
+        else:
+            # No words at all in a long stretch (noise VAD took for speech): let its oldest part go.
+            self._trim(len(self._buf) - round(self._trim_s * SAMPLE_RATE))
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _note_hypothesized(self, result: StepResult, words: list[TimedWord]) -> None:
+        fresh = [w.end for w in words if w.end > self._hypothesized_until]
+        if fresh:
+            result.hypothesized.extend(fresh)
+            self._hypothesized_until = fresh[-1]
+
+    def _emit_phrase(self, result: StepResult, more: list[TimedWord], cut: int) -> None:
+        result.confirmed.extend(w.end for w in more)
+        self._buffer_words.extend(more)
+        words = self._phrase_words + more
+        self._phrase_words = []
+        self._last_hypothesis = ""
+        text = join_words(words)
+        if not text:
+            return
+        confidence = float(np.mean([w.probability for w in words]))
+        resume_s = (self._buf_start + max(0, min(cut, len(self._buf)))) / SAMPLE_RATE
+        result.events.append(Phrase(words[0].start, words[-1].end, text, confidence, resume_s))
+
+    def _trim(self, upto: int) -> None:
+        upto = max(0, min(upto, len(self._buf)))
+        if upto:
+            self._buf = self._buf[upto:].copy()
+            self._buf_start += upto
+            # Confirmed words whose audio is gone become the prompt; words still in the buffer must not be in it,
+            # or Whisper takes their audio as already transcribed and skips it.
+            gone = [w for w in self._buffer_words if w.end * SAMPLE_RATE <= self._buf_start]
+            self._buffer_words = self._buffer_words[len(gone) :]
+            if gone:
+                self._prompt = f"{self._prompt} {join_words(gone)}".strip()[-_PROMPT_CHARS:]
+            self._decoded_until = max(self._decoded_until, self._buf_start)
+
+
+def _strip_invented_tail(words: list[TimedWord], speech_end: float) -> list[TimedWord]:
+    """Drop words Whisper invents in the silence after an utterance ("Thank you.").
+
+    They start after the speech ended, get next to no time, or are improbable and in the last moments.
+    """
+    words = list(words)
+    while words:
+        last = words[-1]
+        late = last.start >= speech_end - 0.1
+        squeezed = last.end - last.start < 0.05  # Whisper gives invented words next to no time
+        doubtful = squeezed or last.probability < 0.05 or (last.probability < 0.2 and last.start >= speech_end - 0.4)
+        if not (late or doubtful):
+            break
+        words.pop()
+    return words

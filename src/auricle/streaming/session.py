@@ -1,0 +1,238 @@
+"""Per-connection streaming state: decoded audio waiting for recognition, the recogniser, offsets, transcript and
+checkpoint.
+
+Audio is appended on the event loop (:meth:`StreamSession.feed`) while recognition steps run on scheduler threads
+(:meth:`StreamSession.run_step`); the queue between them is guarded by a lock and bounded by the configured
+buffer, which is what backpressure reports on.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any, Literal
+
+import numpy as np
+
+from auricle import metrics
+from auricle.config import StreamingSettings
+from auricle.streaming import protocol
+from auricle.streaming.audio import TARGET_RATE, FrameDecoder
+from auricle.streaming.protocol import ConfigPayload
+from auricle.streaming.recognizer import DecodeFn, Phrase, StreamingRecognizer, VadFn
+
+__all__ = ["StreamSession", "TranscriptLimitError"]
+
+logger = logging.getLogger(__name__)
+
+_INTERVAL_S = 1.0  # re-decode the tail after this much new audio (when keeping up)
+_ENDPOINT_MS = 500
+_MAX_STEP_S = 5.0  # most new audio one step takes (a backlog is worked off in steps of this size)
+
+
+class TranscriptLimitError(Exception):
+    """Raised when a session's transcript would pass ``max_transcript_bytes``."""
+
+
+class StreamSession:
+    """One WebSocket session.
+
+    Args:
+        config: the validated ``speech.config`` payload.
+        model_name: the canonical model name decoding this session.
+        limits: streaming settings (buffer size, transcript limit).
+        decode: the decode function (see :func:`auricle.streaming.adapters.whisper_decoder`).
+        vad: the VAD function (see :func:`auricle.streaming.adapters.silero_vad`).
+    """
+
+    def __init__(
+        self, config: ConfigPayload, model_name: str, limits: StreamingSettings, decode: DecodeFn, vad: VadFn
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.config = config
+        self.model_name = model_name
+        self.limits = limits
+        self.decoder = FrameDecoder(config.encoding, config.sample_rate)
+        resume = config.resume_checkpoint
+        self._base_s = resume.last_audio_ms / 1000 if resume else 0.0
+        self._transcript = resume.full_transcript.strip() if resume else ""
+        self._last_text_offset_ms = resume.last_text_offset if resume else 0
+        self.window_s = config.window_duration_ms / 1000
+        self.recognizer = StreamingRecognizer(
+            decode,
+            vad,
+            base_s=self._base_s,
+            window_s=self.window_s,
+            overlap_s=config.overlap_duration_ms / 1000,
+            interval_s=_INTERVAL_S,
+            endpoint_s=_ENDPOINT_MS / 1000,
+            max_buffer_s=limits.buffer_s * 0.8,
+            committed_time=self._last_text_offset_ms / 1000,
+            prompt=self._transcript,
+        )
+        self._lock = threading.Lock()
+        self._pending: deque[np.ndarray] = deque()
+        self._pending_samples = 0
+        self._received_samples = 0
+        # (session sample index at the end of a frame, monotonic arrival time), for latency metrics.
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=8192)
+        self.ending = False
+        self.finished = False
+        self.slowed = False
+        self.started = time.monotonic()
+
+    # -- event-loop side -----------------------------------------------------------------------------------------
+
+    def feed(self, frame: bytes) -> None:
+        """Decode one binary frame and queue its samples.
+
+        Raises:
+            ProtocolError: ``AUDIO_ERROR`` when the frame cannot be decoded.
+        """
+        samples = self.decoder.decode(frame)
+        metrics.STREAM_AUDIO_BYTES.inc(len(frame))
+        self._queue(samples)
+
+    def end(self) -> None:
+        """No more audio will come: queue what the resampler holds and let recognition flush."""
+        self._queue(self.decoder.flush())
+        self.ending = True
+
+    def _queue(self, samples: np.ndarray) -> None:
+        if not len(samples):
+            return
+        with self._lock:
+            self._pending.append(samples)
+            self._pending_samples += len(samples)
+            self._received_samples += len(samples)
+            self._arrivals.append((self._base_samples + self._received_samples, time.monotonic()))
+
+    @property
+    def _base_samples(self) -> int:
+        return round(self._base_s * TARGET_RATE)
+
+    @property
+    def fill(self) -> float:
+        """Share of the audio buffer in use: queued plus held by the recogniser."""
+        queued = self._pending_samples / TARGET_RATE + self.recognizer.buffered_s
+        return queued / self.limits.buffer_s
+
+    def backpressure_change(self) -> Literal["slow_down", "ok"] | None:
+        """The backpressure message due now, if any (over 80% full: slow down; back under 50%: ok)."""
+        fill = self.fill
+        if not self.slowed and fill > 0.8:
+            self.slowed = True
+            return "slow_down"
+        if self.slowed and fill < 0.5:
+            self.slowed = False
+            return "ok"
+        return None
+
+    def ready(self) -> bool:
+        """Whether a recognition step has work: enough new audio, or the end to flush."""
+        if self.finished:
+            return False
+        return self.ending or self._pending_samples >= _INTERVAL_S * TARGET_RATE
+
+    # -- scheduler-thread side -----------------------------------------------------------------------------------
+
+    def run_step(self) -> list[dict[str, Any]]:
+        """Run one recognition step and return the server messages it produced (thread-safe per session)."""
+        with self._lock:
+            limit = round(min(self.window_s, _MAX_STEP_S) * TARGET_RATE)
+            taken: list[np.ndarray] = []
+            count = 0
+            while self._pending and count < limit:
+                taken.append(self._pending.popleft())
+                count += len(taken[-1])
+            self._pending_samples -= count
+            final = self.ending and not self._pending
+        samples = np.concatenate(taken) if taken else np.zeros(0, dtype=np.float32)
+        result = self.recognizer.step(samples, final=final)
+        now = time.monotonic()
+        for end_s in result.hypothesized:
+            metrics.STREAM_FIRST_HYPOTHESIS_SECONDS.observe(max(0.0, now - self._arrival(end_s)))
+        for end_s in result.confirmed:
+            metrics.STREAM_CONFIRM_SECONDS.observe(max(0.0, now - self._arrival(end_s)))
+        messages: list[dict[str, Any]] = []
+        for event in result.events:
+            if isinstance(event, Phrase):
+                messages.extend(self._phrase_messages(event))
+            else:
+                offset, duration = self._span_ms(event.start, event.end)
+                messages.append(protocol.hypothesis(self.id, offset, duration, event.text))
+        if final:
+            self.finished = True
+            messages.extend(self._final_messages())
+        return messages
+
+    def _arrival(self, end_s: float) -> float:
+        target = round(end_s * TARGET_RATE)
+        with self._lock:
+            arrivals = list(self._arrivals)
+        index = bisect.bisect_left(arrivals, (target, 0.0))
+        return arrivals[min(index, len(arrivals) - 1)][1] if arrivals else time.monotonic()
+
+    def _span_ms(self, start: float, end: float) -> tuple[int, int]:
+        offset = max(0, round(start * 1000))
+        return offset, max(0, round(end * 1000) - offset)
+
+    def _phrase_messages(self, event: Phrase) -> list[dict[str, Any]]:
+        addition = event.text.strip()
+        grown = f"{self._transcript} {addition}".strip()
+        if len(grown.encode()) > self.limits.max_transcript_bytes:
+            raise TranscriptLimitError(f"transcript passed {self.limits.max_transcript_bytes} bytes")
+        self._transcript = grown
+        self._last_text_offset_ms = round(event.end * 1000)
+        offset, duration = self._span_ms(event.start, event.end)
+        return [
+            protocol.phrase(self.id, offset, duration, addition, event.confidence),
+            self.checkpoint_message(event.resume_s),
+        ]
+
+    def _final_messages(self) -> list[dict[str, Any]]:
+        end_s = self.recognizer.accounted_s
+        duration = max(0, round(end_s * 1000) - round(self._base_s * 1000))
+        messages = [
+            protocol.phrase(self.id, 0, round(end_s * 1000), self._transcript, 1.0, status="EndOfStream"),
+            self.checkpoint_message(end_s),
+        ]
+        logger.info("stream %s ended: %.1f s of audio, %d chars", self.id, duration / 1000, len(self._transcript))
+        return messages
+
+    # -- checkpoint ----------------------------------------------------------------------------------------------
+
+    @property
+    def transcript(self) -> str:
+        """The confirmed transcript so far (including a resumed session's)."""
+        return self._transcript
+
+    def checkpoint(self, resume_s: float | None = None) -> dict[str, Any]:
+        """The checkpoint payload (see :mod:`auricle.streaming.protocol` for what its offsets mean)."""
+        resume = self.recognizer.accounted_s if resume_s is None else resume_s
+        return {
+            "session_id": self.id,
+            "last_audio_ms": round(resume * 1000),
+            "last_text_offset": self._last_text_offset_ms,
+            "full_transcript": self._transcript,
+            "buffer_config": {
+                "window_duration_ms": self.config.window_duration_ms,
+                "overlap_duration_ms": self.config.overlap_duration_ms,
+            },
+            "backend_model_id": self.model_name,
+        }
+
+    def checkpoint_message(self, resume_s: float | None = None) -> dict[str, Any]:
+        """``speech.checkpoint`` for the current state."""
+        return protocol.server_message("speech.checkpoint", self.id, self.checkpoint(resume_s))
+
+    def effective_config(self) -> dict[str, Any]:
+        """The configuration in force, as the ack reports it."""
+        data = self.config.model_dump(exclude={"resume_checkpoint"})
+        data["model_id"] = self.model_name
+        data["resumed_from_ms"] = round(self._base_s * 1000)
+        return data

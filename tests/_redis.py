@@ -1,0 +1,250 @@
+"""Real processes for the job tests: API servers, ``auricle worker`` processes and a throw-away ``redis-server``,
+started by the test on a free port in a temporary directory (never the machine's Redis on 6379).
+``appendonly=True`` turns on the AOF so that :meth:`RedisServer.restart` keeps the data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+__all__ = ["JobsServer", "Process", "RedisServer", "WorkerProcess", "free_port", "make_jobs_app"]
+
+TESTS = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """One redis-server process in ``directory``."""
+
+    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        self.directory = directory
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        """The server's URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start and wait until it answers PING."""
+        args = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "always",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        """Shut down (SIGTERM: the AOF is flushed)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def restart(self, *, down_s: float = 0.5) -> None:
+        """Stop, stay down for ``down_s`` seconds, start again on the same port and directory."""
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+
+# -- job servers and workers as real processes -------------------------------------------------------------------
+
+
+def make_jobs_app() -> Any:
+    """``create_app`` with the jobs-backed service wired in as ``app.py`` will do it (uvicorn ``--factory``).
+
+    Settings come from the environment. When ``app.py`` already builds the jobs service this changes nothing.
+    """
+    from contextlib import asynccontextmanager
+
+    from auricle.app import create_app
+    from auricle.config import Settings
+    from auricle.jobs.service import JobTranscriptionService, build_job_service
+
+    app = create_app(Settings())
+    if isinstance(app.state.service, JobTranscriptionService):
+        return app
+    service, queue = build_job_service(app.state.settings, app.state.runtime)
+    app.state.service, app.state.jobs = service, queue
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[None]:
+        async with original(a):
+            await service.start()
+            yield
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+class Process:
+    """A child process with its log file; ``kill()`` is ``kill -9``."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            args,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), **env},
+            stdout=open(log, "ab"),  # noqa: SIM115 - lives as long as the process
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL, no clean-up."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 20 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+class JobsServer(Process):
+    """``uvicorn`` running :func:`make_jobs_app` on a free port; waits for ``/health``."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        full_env = {"AURICLE_DATA_DIR": str(data_dir), "AURICLE_DEFAULT_MODEL": "tiny.en", **env}
+        args = [sys.executable, "-m", "uvicorn", "--factory", "_redis:make_jobs_app", "--port", str(self.port)]
+        super().__init__(args, full_env, data_dir / f"server-{self.port}.log")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.tail()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not start:\n{self.tail()}")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+
+class WorkerProcess(Process):
+    """An ``auricle worker`` process (:func:`auricle.jobs.worker.run_worker`)."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], name: str = "worker") -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        code = (
+            "import logging; logging.basicConfig(level=logging.INFO);"
+            "from auricle.config import Settings; from auricle.jobs.worker import run_worker; run_worker(Settings())"
+        )
+        full_env = {"AURICLE_DATA_DIR": str(data_dir), "AURICLE_DEFAULT_MODEL": "tiny.en", **env}
+        super().__init__([sys.executable, "-c", code], full_env, data_dir / f"{name}.log")
+
+
+# -- corpus clips and waiting -----------------------------------------------------------------------------------
+
+AUDIO = TESTS.parent.parent / "shared" / "corpus" / "audio"
+CLIPS: dict[str, set[str]] = {
+    "jfk.flac": {"americans", "country"},
+    "librispeech_1995-1837-0001.wav": {"sorrow", "cotton"},
+    "stereo_two_speakers.wav": {"curtain", "left"},
+    "ami_ES2011a_headset0_40-46s.wav": {"call", "me"},
+}
+"""Four short distinct clips and words their ``tiny.en`` transcript must contain."""
+
+
+def submit_clips(client: httpx.Client, count: int, *, clips: list[str] | None = None) -> dict[str, str]:
+    """Submit ``count`` jobs in one request, cycling through ``clips``; returns job id -> clip name."""
+    names = clips or list(CLIPS)
+    files = [
+        ("file", (f"{i:03d}-{names[i % len(names)]}", (AUDIO / names[i % len(names)]).read_bytes(), "audio/wav"))
+        for i in range(count)
+    ]
+    response = client.post("/v1/jobs", files=files, timeout=120)
+    assert response.status_code == 202, response.text
+    return {job["id"]: job["filename"][4:] for job in response.json()["jobs"]}
+
+
+def wait_all(client: httpx.Client, ids: list[str], timeout: float = 180) -> dict[str, dict[str, Any]]:
+    """Poll the listing until every job finished (tolerating a server that is briefly down); returns id -> job."""
+    deadline = time.monotonic() + timeout
+    wanted = set(ids)
+    seen: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        try:
+            listing = client.get("/v1/jobs", params={"limit": 500}).json()["jobs"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            time.sleep(0.5)
+            continue
+        seen.update({job["id"]: job for job in listing if job["id"] in wanted})
+        if len(seen) == len(wanted) and all(j["status"] in ("succeeded", "failed", "cancelled") for j in seen.values()):
+            return seen
+        time.sleep(0.5)
+    missing = [i for i in ids if seen.get(i, {}).get("status") not in ("succeeded", "failed", "cancelled")]
+    raise AssertionError(f"{len(missing)} of {len(ids)} jobs did not finish")
+
+
+def assert_results_match(client: httpx.Client, clip_of: dict[str, str]) -> None:
+    """Every job succeeded and its transcript has its own clip's words (no mix-ups)."""
+    for job_id, clip in clip_of.items():
+        text = client.get(f"/v1/jobs/{job_id}/result", params={"format": "text"}).text.lower()
+        words = set(text.replace(".", " ").replace(",", " ").split())
+        assert CLIPS[clip] <= words, f"job {job_id} ({clip}) got: {text!r}"

@@ -1,0 +1,110 @@
+"""The Redis backend as real processes: an API node without workers or model, ``auricle worker`` processes,
+and a ``redis-server`` with AOF started by the test. Workers are killed, Redis is restarted: nothing is lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from _redis import JobsServer, RedisServer, WorkerProcess, assert_results_match, submit_clips, wait_all
+
+pytestmark = [pytest.mark.redis, pytest.mark.model, pytest.mark.slow]
+
+LONG = "ami_excerpt_dev00.wav"
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.redis = RedisServer(root / "redis", appendonly=True).start()
+        self.env = {"AURICLE_REDIS_URL": self.redis.url, "AURICLE_JOB_LEASE_S": "3", "AURICLE_MAX_QUEUE": "100"}
+        self.api = JobsServer(root / "api", {**self.env, "AURICLE_LOCAL_WORKERS": "false"})
+        self.workers = [self.add_worker() for _ in range(2)]
+
+    def add_worker(self) -> WorkerProcess:
+        n = len(getattr(self, "workers", [])) + 1
+        return WorkerProcess(self.root / f"worker{n}", {**self.env, "AURICLE_WORKERS": "1"}, name=f"worker{n}")
+
+    def db(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis.url, decode_responses=True)
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.api]:
+            process.stop()
+        self.redis.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    yield c
+    c.stop()
+
+
+def wait_running(cluster: Cluster, ids: list[str], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    db = cluster.db()
+    while time.monotonic() < deadline:
+        for job_id in ids:
+            if db.hget(f"auricle:job:{job_id}", "status") == "running":
+                return job_id
+        time.sleep(0.01)
+    raise AssertionError("no job started running")
+
+
+def test_fifty_jobs_through_two_worker_processes_each_get_their_own_result(cluster: Cluster) -> None:
+    with cluster.api.client() as client:
+        clip_of = submit_clips(client, 50)
+        jobs = wait_all(client, list(clip_of))
+        assert {j["status"] for j in jobs.values()} == {"succeeded"}
+        assert_results_match(client, clip_of)
+        # Both worker processes took part.
+        workers = {cluster.db().hget(f"auricle:job:{i}", "worker").split(":")[1] for i in clip_of}
+        assert workers == {str(w.pid) for w in cluster.workers}
+
+
+def test_cancel_reaches_a_running_job_on_a_worker(cluster: Cluster) -> None:
+    with cluster.api.client() as client:
+        ids = list(submit_clips(client, 2, clips=[LONG]))
+        running = wait_running(cluster, ids)
+        assert client.post(f"/v1/jobs/{running}/cancel").status_code == 200
+        jobs = wait_all(client, ids, timeout=60)
+        assert jobs[running]["status"] in ("cancelled", "succeeded")
+        assert client.delete(f"/v1/jobs/{running}").status_code == 204
+        assert not cluster.db().exists(f"auricle:audio:{running}")
+
+
+def test_worker_killed_mid_job_the_job_finishes_on_another_worker_once(cluster: Cluster) -> None:
+    with cluster.api.client() as client:
+        # Given long jobs being worked on
+        clip_of = submit_clips(client, 3, clips=[LONG])
+        victim_job = wait_running(cluster, list(clip_of))
+        pid = int(cluster.db().hget(f"auricle:job:{victim_job}", "worker").split(":")[1])
+        victim = next(w for w in cluster.workers if w.pid == pid)
+        # When its worker process is killed with SIGKILL
+        victim.kill()
+        cluster.workers.remove(victim)
+        # Then the job is redelivered to the other worker and finishes there, exactly once
+        jobs = wait_all(client, list(clip_of), timeout=90)
+        assert {j["status"] for j in jobs.values()} == {"succeeded"}
+        assert jobs[victim_job]["attempts"] == 2
+        assert cluster.db().hget(f"auricle:job:{victim_job}", "worker").split(":")[1] != str(pid)
+        assert client.get(f"/v1/jobs/{victim_job}/result").json()["text"]
+    cluster.workers.append(cluster.add_worker())
+
+
+def test_redis_restart_loses_no_job(cluster: Cluster) -> None:
+    with cluster.api.client() as client:
+        # Given jobs queued and running
+        clip_of = submit_clips(client, 12)
+        wait_running(cluster, list(clip_of))
+        # When Redis restarts (AOF on)
+        cluster.redis.restart(down_s=1.0)
+        # Then every job still finishes with its own result
+        jobs = wait_all(client, list(clip_of), timeout=120)
+        assert {j["status"] for j in jobs.values()} == {"succeeded"}
+        assert_results_match(client, clip_of)

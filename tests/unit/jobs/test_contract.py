@@ -1,0 +1,209 @@
+"""The JobQueue contract, run against every backend (memory, SQLite, Redis)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from auricle import jobs
+from auricle.errors import JobNotFoundError, JobStateError
+from auricle.jobs.base import JobQueue
+
+Audio = Callable[[], Path]
+RESULT = {"language": "en", "duration": 1.0, "segments": [], "task": "transcribe"}
+
+
+def submit(queue: JobQueue, audio: Audio, **kwargs: object) -> str:
+    return queue.enqueue(audio(), filename="talk.wav", options={"model": "tiny.en"}, **kwargs).id  # type: ignore[arg-type]
+
+
+def test_all_is_declared() -> None:
+    assert set(jobs.__all__) <= set(dir(jobs))
+
+
+def test_enqueue_stores_a_queued_job_and_takes_the_audio(job_queue: JobQueue, audio: Audio) -> None:
+    # Given an upload
+    upload = audio()
+    # When it is enqueued
+    job = job_queue.enqueue(upload, filename="talk.wav", options={"model": "tiny.en"}, session="s1")
+    # Then the job is queued, the upload moved into the spool under the job's name
+    stored = job_queue.get(job.id)
+    assert stored.status == "queued" and stored.filename == "talk.wav" and stored.session == "s1"
+    assert stored.options == {"model": "tiny.en"}
+    assert not upload.exists()
+    assert Path(stored.audio_path or "").name == f"job-{job.id}.wav"
+    assert job_queue.counts()["queued"] == 1
+    assert job.to_public()["status"] == "queued"
+
+
+def test_unknown_job_is_not_found(job_queue: JobQueue) -> None:
+    for call in (job_queue.get, job_queue.result, job_queue.cancel, job_queue.retry, job_queue.delete):
+        with pytest.raises(JobNotFoundError):
+            call("0" * 32)
+
+
+def test_claim_leases_a_job_to_one_worker(job_queue: JobQueue, audio: Audio) -> None:
+    job_id = submit(job_queue, audio)
+    claimed = job_queue.claim("w1", 30, job_id=job_id)
+    assert claimed is not None and claimed.status == "running" and claimed.attempts == 1
+    # A second worker gets nothing while the lease runs.
+    assert job_queue.claim("w2", 30, job_id=job_id) is None
+    assert job_queue.get(job_id).worker == "w1"
+    assert job_queue.counts()["running"] == 1 and job_queue.counts()["queued"] == 0
+
+
+def test_concurrent_claims_give_the_job_to_exactly_one(job_queue: JobQueue, audio: Audio) -> None:
+    job_id = submit(job_queue, audio)
+    winners: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def race(name: str) -> None:
+        barrier.wait()
+        if job_queue.claim(name, 30, job_id=job_id) is not None:
+            winners.append(name)
+
+    threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+
+
+def test_expired_lease_is_claimed_again_and_only_the_holder_finishes(job_queue: JobQueue, audio: Audio) -> None:
+    # Given a job leased by a worker that then stops heartbeating
+    job_id = submit(job_queue, audio)
+    assert job_queue.claim("dead", 0.2, job_id=job_id) is not None
+    time.sleep(0.3)
+    # When another worker claims it after the lease ran out
+    again = job_queue.claim("alive", 30, job_id=job_id)
+    assert again is not None and again.attempts == 2
+    # Then the dead worker can neither heartbeat nor store its result; the holder's result is the one kept
+    assert not job_queue.heartbeat(job_id, "dead", 30)
+    assert not job_queue.complete(job_id, "dead", {**RESULT, "model": "dead"}, {})
+    assert job_queue.complete(job_id, "alive", {**RESULT, "model": "alive"}, {"processing_seconds": 1.5})
+    assert job_queue.result(job_id)["model"] == "alive"
+    job = job_queue.get(job_id)
+    assert job.status == "succeeded" and job.progress == 100.0 and job.finished_at is not None
+    assert job.to_public()["processing_seconds"] == 1.5
+
+
+def test_result_of_unfinished_job_is_a_state_error(job_queue: JobQueue, audio: Audio) -> None:
+    job_id = submit(job_queue, audio)
+    with pytest.raises(JobStateError):
+        job_queue.result(job_id)
+
+
+def test_cancel_queued_job_at_once(job_queue: JobQueue, audio: Audio) -> None:
+    job_id = submit(job_queue, audio)
+    assert job_queue.cancel(job_id).status == "cancelled"
+    assert job_queue.claim("w", 30, job_id=job_id) is None
+    with pytest.raises(JobStateError):
+        job_queue.cancel(job_id)
+
+
+def test_cancel_running_job_reaches_its_worker(job_queue: JobQueue, audio: Audio) -> None:
+    job_id = submit(job_queue, audio)
+    job_queue.claim("w", 30, job_id=job_id)
+    assert job_queue.heartbeat(job_id, "w", 30)
+    assert job_queue.cancel(job_id).status == "running"
+    # The worker's next heartbeat says stop; its failure report stores the job as cancelled.
+    assert not job_queue.heartbeat(job_id, "w", 30)
+    assert job_queue.fail(job_id, "w", "the job was cancelled", "CancelledError")
+    job = job_queue.get(job_id)
+    assert job.status == "cancelled" and job.error is None
+
+
+def test_fail_and_retry(job_queue: JobQueue, audio: Audio) -> None:
+    job_id = submit(job_queue, audio)
+    job_queue.claim("w", 30, job_id=job_id)
+    assert job_queue.fail(job_id, "w", "failed to decode audio: nope", "AudioDecodeError")
+    failed = job_queue.get(job_id)
+    assert failed.status == "failed" and failed.error_type == "AudioDecodeError"
+    assert failed.to_public()["error"] == "failed to decode audio: nope"
+    retried = job_queue.retry(job_id)
+    assert retried.status == "queued" and retried.error is None
+    again = job_queue.claim("w2", 30, job_id=job_id)
+    assert again is not None and again.attempts == 2
+    job_queue.complete(job_id, "w2", RESULT, {})
+    with pytest.raises(JobStateError):
+        job_queue.retry(job_id)
+
+
+def test_delete_removes_job_audio_and_stops_its_worker(job_queue: JobQueue, audio: Audio) -> None:
+    job_id = submit(job_queue, audio)
+    path = Path(job_queue.get(job_id).audio_path or "")
+    job_queue.claim("w", 30, job_id=job_id)
+    job_queue.delete(job_id)
+    assert not path.exists()
+    assert not job_queue.exists(job_id)
+    with pytest.raises(JobNotFoundError):
+        job_queue.get(job_id)
+    assert not job_queue.heartbeat(job_id, "w", 30)
+    assert not job_queue.complete(job_id, "w", RESULT, {})
+    assert sum(job_queue.counts().values()) == 0
+
+
+def test_list_is_newest_first_filtered_and_paged(job_queue: JobQueue, audio: Audio) -> None:
+    ids = []
+    for i in range(5):
+        ids.append(submit(job_queue, audio, session="a" if i % 2 == 0 else "b"))
+        time.sleep(0.002)
+    submit(job_queue, audio, ephemeral=True)
+    job_queue.cancel(ids[0])
+    assert [j.id for j in job_queue.list()] == ids[::-1]
+    assert [j.id for j in job_queue.list(limit=2, offset=1)] == ids[::-1][1:3]
+    assert [j.id for j in job_queue.list(session="a")] == [ids[4], ids[2], ids[0]]
+    assert [j.id for j in job_queue.list(status="cancelled")] == [ids[0]]
+    assert [j.id for j in job_queue.list(status="queued", session="b")] == [ids[3], ids[1]]
+
+
+def test_events_replay_from_the_start_and_follow(job_queue: JobQueue, audio: Audio) -> None:
+    job_id = submit(job_queue, audio)
+    job_queue.claim("w", 30, job_id=job_id)
+    segment = {"id": 0, "start": 0.0, "end": 1.0, "text": " hi"}
+    job_queue.report(job_id, "w", {"type": "stage", "stage": "transcribing", "progress": 0.0})
+    job_queue.report(job_id, "w", {"type": "segment", "stage": "transcribing", "progress": 50.0, "segment": segment})
+    job_queue.report(job_id, "not-the-holder", {"type": "segment", "stage": "transcribing", "progress": 99.0})
+    assert job_queue.get(job_id).progress == 50.0 and job_queue.get(job_id).stage == "transcribing"
+    # A late reader first gets everything so far (from the current attempt).
+    events, cursor = job_queue.read_events(job_id, None, 0.1)
+    assert [e["type"] for e in events] == ["state", "stage", "segment"]
+    assert events[2]["segment"]["text"] == " hi"
+    # Nothing new: returns after the timeout with the same cursor.
+    started = time.monotonic()
+    assert job_queue.read_events(job_id, cursor, 0.2) == ([], cursor)
+    assert time.monotonic() - started < 2
+    # A waiting reader wakes up on the terminal event.
+    threading.Timer(0.2, job_queue.complete, (job_id, "w", RESULT, {})).start()
+    events, _ = job_queue.read_events(job_id, cursor, 5.0)
+    assert [e["type"] for e in events] == ["done"]
+    assert events[0]["job"]["status"] == "succeeded"
+
+
+def test_ttl_expiry_and_orphan_sweep(make_queue: Callable[..., JobQueue], audio: Audio) -> None:
+    # Given a finished job whose TTL is one second, and a stray spool file
+    queue = make_queue(ttl_s=1)
+    job_id = submit(queue, audio)
+    path = Path(queue.get(job_id).audio_path or "")
+    queue.claim("w", 30, job_id=job_id)
+    queue.complete(job_id, "w", RESULT, {})
+    kept = submit(queue, audio)
+    stray = queue.spool_dir / "abandoned-upload.wav"
+    stray.write_bytes(b"x")
+    os.utime(stray, (time.time() - 7200, time.time() - 7200))
+    # When the TTL has passed and housekeeping runs
+    time.sleep(2.1)
+    queue.sweep()
+    removed = queue.sweep_orphans(min_age_s=3600, now=time.time() + 10)
+    # Then the finished job and its audio are gone; the queued job stays; the stray file is gone
+    assert not queue.exists(job_id)
+    assert not path.exists()
+    assert removed >= 1 and not stray.exists()
+    assert [j.id for j in queue.list()] == [kept]
+    assert Path(queue.get(kept).audio_path or "").exists()
