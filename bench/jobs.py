@@ -79,9 +79,8 @@ def main() -> None:
         results = {n: throughput(root, n, args.jobs) for n in (1, 2)}
         print(f"{'Redis throughput':<28}{'wall s':>10}{'jobs/s':>10}{'x realtime':>12}")
         for n, r in results.items():
-            print(
-                f"{f'{n} worker process(es)':<28}{r['wall_s']:>10.2f}{r['jobs_per_s']:>10.2f}{r['audio_x_realtime']:>12.1f}"
-            )
+            label = f"{n} worker process(es)"
+            print(f"{label:<28}{r['wall_s']:>10.2f}{r['jobs_per_s']:>10.2f}{r['audio_x_realtime']:>12.1f}")
         print(f"speed-up 2 vs 1: {results[2]['jobs_per_s'] / results[1]['jobs_per_s']:.2f}x\n", flush=True)
 
         embedded = JobsServer(root / "embedded", {"AURICLE_WORKERS": "1"})

@@ -61,7 +61,7 @@ class TranscriptionService(Protocol):
         ...
 
     def saturation(self) -> tuple[int, int]:
-        """(waiting, capacity to wait): `/ready` reports not ready when the first reaches the second."""
+        """(accepted and not finished, most that may be): `/ready` reports not ready when the first reaches the second."""
         ...
 
     async def close(self) -> None:
@@ -81,9 +81,9 @@ class LocalTranscriptionService:
         self._lock = threading.Lock()
 
     def saturation(self) -> tuple[int, int]:
-        """(waiting, capacity to wait)."""
+        """(running or waiting, workers + queue capacity)."""
         with self._lock:
-            return max(0, self._pending - self._workers), self._max_queue
+            return self._pending, self._workers + self._max_queue
 
     def _admit(self) -> None:
         with self._lock:

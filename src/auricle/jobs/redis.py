@@ -6,9 +6,10 @@ message only after its actor returns, and moves the unacked messages of a worker
 Delivery is at least once; the job's own lease (``claim.lua``) makes sure it runs on one worker at a time and
 only the lease holder may store a result (``owned.lua``), so exactly one result is kept.
 
-Keys (kept while the job is queued or running, then expiring ``job_ttl_s`` after it finished): ``auricle:job:<id>`` (hash), ``auricle:result:<id>``,
-``auricle:audio:<id>``, ``auricle:ev:<id>`` (a stream: a late watcher replays it from the start); plus the index
-``auricle:jobs`` (sorted by creation), one set per state ``auricle:state:<status>`` and ``auricle:workers``.
+Keys, kept while the job is queued or running and expiring ``job_ttl_s`` after it finished: ``auricle:job:<id>``
+(hash), ``auricle:result:<id>``, ``auricle:audio:<id>``, ``auricle:ev:<id>`` (a stream: a late watcher replays it
+from the start); plus the index ``auricle:jobs`` (by creation), one set per state ``auricle:state:<status>`` and
+``auricle:workers``.
 
 **Audio to remote workers**: files up to ``inline_audio_bytes`` (64 MB) are copied into ``auricle:audio:<id>``
 with the job's TTL, so workers need no shared disk. Larger files stay only in the API node's spool directory and
@@ -408,7 +409,8 @@ class RedisJobQueue(JobQueue):
         """Start Dramatiq worker threads in this process that run jobs with ``runner``; returns the worker
         (``stop(timeout_ms)`` to stop it)."""
         self._runner = runner
-        worker = dramatiq.Worker(self.broker, queues={"auricle"}, worker_threads=threads, worker_timeout=500)
+        worker = dramatiq.Worker(self.broker, queues={"auricle"}, worker_threads=threads, worker_timeout=100)
+        # An idle consumer polls Redis at most every 100 ms (Dramatiq's default 1 s adds ~0.5 s to each job's wait).
         # Prefetch only what the threads can run, so idle worker processes get the waiting jobs.
         worker.queue_prefetch = threads
         worker.start()

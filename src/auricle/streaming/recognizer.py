@@ -151,7 +151,7 @@ class StreamingRecognizer:
             if found is None and final:
                 found = (len(self._buf), spans[-1][1])
             if found is None:
-                self._tentative(result, start)
+                self._tentative(result, start, spans[-1][1])
                 break
             # Then look again: what remains may hold the next utterance (or, when final, nothing).
             self._finish_utterance(result, start, *found)
@@ -192,13 +192,15 @@ class StreamingRecognizer:
         self._emit_phrase(result, self._agreement.complete(), cut)
         self._trim(cut)
 
-    def _tentative(self, result: StepResult, start: int) -> None:
+    def _tentative(self, result: StepResult, start: int, speech_end: int) -> None:
         end = self._buf_start + len(self._buf)
         if end - self._decoded_until < self._interval * SAMPLE_RATE:
             return
         self._decoded_until = end
         offset = (self._buf_start + start) / SAMPLE_RATE
         words = [w.shifted(offset) for w in self._decode(self._buf[start:], self._prompt, False)]
+        # Two decodes can invent the same words at the edge of the audio; agreement would then confirm them.
+        words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
         self._agreement.insert(words)
         confirmed = self._agreement.flush()
         self._phrase_words.extend(confirmed)

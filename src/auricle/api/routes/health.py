@@ -35,14 +35,14 @@ async def ready(request: Request) -> JSONResponse:
     """200 when new work would be accepted and served promptly."""
     runtime = request.app.state.runtime
     service = request.app.state.service
-    waiting, capacity = service.saturation()
+    pending, capacity = service.saturation()
     reasons = []
     model_ready = getattr(request.app.state, "model_ready", None)
     if request.app.state.settings.local_workers and not runtime.models.is_loaded(None):
         reasons.append("loading the default model" if model_ready and not model_ready.is_set() else "model not loaded")
-    if capacity >= 0 and waiting >= capacity:
+    if pending >= capacity:
         reasons.append("queue is full")
-    body = {"ready": not reasons, "waiting": waiting, "queue_capacity": capacity, "reasons": reasons}
+    body = {"ready": not reasons, "pending": pending, "capacity": capacity, "reasons": reasons}
     return JSONResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "5"} if reasons else None)
 
 
