@@ -1,5 +1,5 @@
-import sys
-
 from auricle.cli import main
 
-sys.exit(main())
+__all__ = ["main"]
+
+raise SystemExit(main())

@@ -200,7 +200,11 @@ def reference() -> list[dict[str, Any]]:
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 walk(annotation, f"{prefix}{name.upper()}__")
                 continue
-            default = field.get_default(call_default_factory=False) if field.default_factory is None else "(computed)"
+            default = field.get_default(call_default_factory=True)
+            if field.default_factory is not None and isinstance(default, Path | int):
+                default = "(computed)"  # depends on the machine (cores, home directory)
+            elif isinstance(default, list):
+                default = ",".join(map(str, default))
             rows.append({"env": f"{prefix}{name.upper()}", "default": default, "description": field.description or ""})
 
     walk(Settings, "AURICLE_")

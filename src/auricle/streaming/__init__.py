@@ -1,0 +1,3 @@
+"""See the package modules."""
+
+__all__: list[str] = []
