@@ -118,9 +118,8 @@ def main() -> None:
             big = Path(tmp) / "big.wav"
             build(args.memory_minutes, big)
             _, wall, rss = run([*auricle, str(big)])
-            print(
-                f"{args.memory_minutes:.0f}-minute file: auricle peak RSS {rss:.0f} MB, RTF {args.memory_minutes * 60 / wall:.1f}"
-            )
+            rtf = args.memory_minutes * 60 / wall
+            print(f"{args.memory_minutes:.0f}-minute file: auricle peak RSS {rss:.0f} MB, RTF {rtf:.1f}")
 
 
 if __name__ == "__main__":

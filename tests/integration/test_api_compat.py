@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+
 from conftest import CORPUS, normalise, start_server
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -96,8 +97,14 @@ def test_sdk_unknown_model_is_404_naming_available_ones(sdk):
 
 def test_speakr_request_shape(server):
     params = {
-        "encode": "true", "task": "transcribe", "output": "json", "diarize": "false",
-        "enable_diarization": "false", "language": "en", "initial_prompt": "Shakespeare sonnet", "model": "tiny.en",
+        "encode": "true",
+        "task": "transcribe",
+        "output": "json",
+        "diarize": "false",
+        "enable_diarization": "false",
+        "language": "en",
+        "initial_prompt": "Shakespeare sonnet",
+        "model": "tiny.en",
     }
     with server.client() as client, open(SONNET, "rb") as f:
         response = client.post("/asr", params=params, files={"audio_file": ("sonnet.mp3", f, "audio/mpeg")})
@@ -111,8 +118,14 @@ def test_speakr_request_shape(server):
 
 
 def test_speakr_diarize_flags_keep_the_shape(server):
-    params = {"output": "json", "diarize": "true", "enable_diarization": "true", "min_speakers": "1",
-              "max_speakers": "4", "model": "tiny.en"}
+    params = {
+        "output": "json",
+        "diarize": "true",
+        "enable_diarization": "true",
+        "min_speakers": "1",
+        "max_speakers": "4",
+        "model": "tiny.en",
+    }
     with server.client() as client, open(STEREO, "rb") as f:
         response = client.post("/asr", params=params, files={"audio_file": ("call.wav", f, "audio/wav")})
     assert response.status_code == 200, response.text
@@ -122,11 +135,16 @@ def test_speakr_diarize_flags_keep_the_shape(server):
 
 def test_curl_style_form_fields_and_subtitle_outputs(server):
     with server.client() as client:
-        for output, ext, marker in [("srt", "srt", "-->"), ("vtt", "vtt", "WEBVTT"), ("tsv", "tsv", "start\tend"),
-                                    ("txt", "txt", "country")]:
+        for output, ext, marker in [
+            ("srt", "srt", "-->"),
+            ("vtt", "vtt", "WEBVTT"),
+            ("tsv", "tsv", "start\tend"),
+            ("txt", "txt", "country"),
+        ]:
             with open(JFK, "rb") as f:
                 response = client.post(
-                    "/asr", files={"audio_file": ("jfk.flac", f)},
+                    "/asr",
+                    files={"audio_file": ("jfk.flac", f)},
                     data={"output": output, "model": "tiny.en", "word_timestamps": "1"},
                 )
             assert response.status_code == 200, response.text
@@ -139,8 +157,9 @@ def test_raw_pcm_with_encode_false(server):
 
     pcm = (decode(JFK).samples * 32767).astype("<i2").tobytes()
     with server.client() as client:
-        response = client.post("/asr", params={"encode": "false", "model": "tiny.en"},
-                               files={"audio_file": ("jfk.pcm", pcm)})
+        response = client.post(
+            "/asr", params={"encode": "false", "model": "tiny.en"}, files={"audio_file": ("jfk.pcm", pcm)}
+        )
     assert response.status_code == 200 and "country" in response.json()["text"]
 
 
@@ -204,8 +223,14 @@ def test_health_ready_metrics_docs(server):
         assert health["status"] == "ok" and "base" in health["models_loaded"] and health["device"] == "cpu"
         assert client.get("/ready").status_code == 200
         metrics = client.get("/metrics").text
-        for name in ("auricle_http_requests_total", "auricle_audio_seconds_total", "auricle_real_time_factor",
-                     "auricle_processing_seconds", "auricle_model_load_seconds", "auricle_transcriptions_in_flight"):
+        for name in (
+            "auricle_http_requests_total",
+            "auricle_audio_seconds_total",
+            "auricle_real_time_factor",
+            "auricle_processing_seconds",
+            "auricle_model_load_seconds",
+            "auricle_transcriptions_in_flight",
+        ):
             assert name in metrics
         assert client.get("/docs").status_code == 200
         spec = client.get("/openapi.json").json()
@@ -216,6 +241,7 @@ def test_health_ready_metrics_docs(server):
 
 def test_health_stays_responsive_during_transcriptions(server):
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
+
         def post() -> int:
             with server.client() as client, open(GERMAN, "rb") as f:
                 return client.post("/asr", files={"audio_file": ("de.mp3", f)}).status_code
@@ -232,8 +258,15 @@ def test_health_stays_responsive_during_transcriptions(server):
 
 
 def test_upload_limit_and_queue_limit(tmp_path):
-    srv = start_server(tmp_path / "limits", {"AURICLE_MAX_UPLOAD_MB": "1", "AURICLE_WORKERS": "1",
-                                             "AURICLE_MAX_QUEUE": "0", "AURICLE_DEFAULT_MODEL": "tiny.en"})
+    srv = start_server(
+        tmp_path / "limits",
+        {
+            "AURICLE_MAX_UPLOAD_MB": "1",
+            "AURICLE_WORKERS": "1",
+            "AURICLE_MAX_QUEUE": "0",
+            "AURICLE_DEFAULT_MODEL": "tiny.en",
+        },
+    )
     try:
         with srv.client() as client:
             big = client.post("/asr", files={"audio_file": ("big.wav", b"\0" * 1_200_000)})
@@ -241,8 +274,7 @@ def test_upload_limit_and_queue_limit(tmp_path):
 
             def post() -> httpx.Response:
                 with srv.client() as c, open(GERMAN, "rb") as f:
-                    return c.post("/v1/audio/transcriptions", files={"file": ("de.mp3", f)},
-                                  data={"model": "tiny.en"})
+                    return c.post("/v1/audio/transcriptions", files={"file": ("de.mp3", f)}, data={"model": "tiny.en"})
 
             with concurrent.futures.ThreadPoolExecutor(3) as pool:
                 results = list(pool.map(lambda _: post(), range(3)))
@@ -257,8 +289,10 @@ def test_upload_limit_and_queue_limit(tmp_path):
 
 
 def test_api_keys(tmp_path):
-    srv = start_server(tmp_path / "auth", {"AURICLE_API_KEYS": "k1,k2", "AURICLE_DEFAULT_MODEL": "tiny.en",
-                                           "AURICLE_AUTH_FAIL_LIMIT": "5"})
+    srv = start_server(
+        tmp_path / "auth",
+        {"AURICLE_API_KEYS": "k1,k2", "AURICLE_DEFAULT_MODEL": "tiny.en", "AURICLE_AUTH_FAIL_LIMIT": "5"},
+    )
     try:
         good = openai.OpenAI(base_url=srv.url + "/v1", api_key="k2", max_retries=0)
         assert "tiny.en" in [m.id for m in good.models.list()]
@@ -279,8 +313,12 @@ def test_api_keys(tmp_path):
 
 def test_logs_carry_request_ids_and_no_transcript_text(server):
     with server.client() as client, open(JFK, "rb") as f:
-        response = client.post("/asr", files={"audio_file": ("jfk.flac", f)}, data={"model": "tiny.en"},
-                               headers={"X-Request-ID": "trace-123"})
+        response = client.post(
+            "/asr",
+            files={"audio_file": ("jfk.flac", f)},
+            data={"model": "tiny.en"},
+            headers={"X-Request-ID": "trace-123"},
+        )
     assert response.headers["x-request-id"] == "trace-123"
     time.sleep(0.3)
     log = Path(server.log).read_text()
@@ -308,8 +346,15 @@ def test_openapi_schema_fuzz_finds_no_server_error(server):
 
         check()
 
-    for path in ("/asr", "/detect-language", "/v1/audio/transcriptions", "/v1/audio/translations",
-                 "/v1/models/{model_id}", "/health", "/ready"):
+    for path in (
+        "/asr",
+        "/detect-language",
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+        "/v1/models/{model_id}",
+        "/health",
+        "/ready",
+    ):
         for _method, operation in schema[path].items():
             fuzz(operation.as_strategy())
     assert len(calls) >= 40, "the fuzzer really sent requests"

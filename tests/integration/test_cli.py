@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import CORPUS, ROOT, normalise
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -16,15 +17,28 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 def auricle(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "auricle", *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+        [sys.executable, "-m", "auricle", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
         env={**os.environ, "AURICLE_DATA_DIR": str(cwd or ROOT / ".pytest-data")},
     )
 
 
 def test_transcribe_several_files_to_srt_files(tmp_path):
     files = [CORPUS / "audio" / "jfk.flac", CORPUS / "audio" / "librispeech_1995-1837-0001.wav"]
-    result = auricle("transcribe", *map(str, files), "-o", "srt", "--model", "tiny.en",
-                     "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
+    result = auricle(
+        "transcribe",
+        *map(str, files),
+        "-o",
+        "srt",
+        "--model",
+        "tiny.en",
+        "--output-dir",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     jfk = (tmp_path / "out" / "jfk.srt").read_text()
     assert jfk.startswith("1\n00:00:00,000 --> ") and "country" in jfk
@@ -35,8 +49,16 @@ def test_transcribe_several_files_to_srt_files(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["json", "verbose_json", "vtt", "tsv", "text"])
 def test_transcribe_prints_every_format(tmp_path, fmt):
-    result = auricle("transcribe", str(CORPUS / "audio" / "jfk.flac"), "-o", fmt, "--model", "tiny.en",
-                     "--word-timestamps", cwd=tmp_path)
+    result = auricle(
+        "transcribe",
+        str(CORPUS / "audio" / "jfk.flac"),
+        "-o",
+        fmt,
+        "--model",
+        "tiny.en",
+        "--word-timestamps",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     if fmt in ("json", "verbose_json"):
         body = json.loads(result.stdout)

@@ -61,7 +61,7 @@ class TranscriptionService(Protocol):
         ...
 
     def saturation(self) -> tuple[int, int]:
-        """(accepted and not finished, most that may be): `/ready` reports not ready when the first reaches the second."""
+        """(accepted and unfinished, the most there may be): `/ready` is 503 when the first reaches the second."""
         ...
 
     async def close(self) -> None:
