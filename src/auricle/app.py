@@ -17,8 +17,8 @@ from auricle.api.auth import AuthGuard
 from auricle.api.errors import install_error_handlers
 from auricle.api.middleware import RequestMiddleware
 from auricle.api.routes import asr, health, jobs, models, openai
-from auricle.api.service import LocalTranscriptionService, TranscriptionService
 from auricle.config import Settings
+from auricle.jobs.service import build_job_service
 from auricle.runtime import Runtime
 from auricle.streaming import endpoint as streaming
 
@@ -30,11 +30,6 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 DESCRIPTION = """Self-hosted speech-to-text. Drop-in for whisper-asr-webservice (`POST /asr`) and OpenAI's
 audio API (`/v1/audio/*`), with durable jobs (`/v1/jobs`) and WebSocket streaming (`/transcribe`)."""
-
-
-def build_service(settings: Settings, runtime: Runtime) -> TranscriptionService:
-    """The service the sync endpoints use (jobs-backed when the jobs layer provides one)."""
-    return LocalTranscriptionService(runtime, workers=settings.workers, max_queue=settings.max_queue)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,11 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 app.state.model_ready.set()
 
-        warm_task = asyncio.create_task(warm())
+        # An API node of a Redis deployment without local workers needs no model at all.
+        needs_model = settings.local_workers or not settings.redis_url
+        warm_task = asyncio.create_task(warm()) if needs_model else None
+        if not needs_model:
+            app.state.model_ready.set()
+        await app.state.service.start()
         try:
             yield
         finally:
-            warm_task.cancel()
+            if warm_task:
+                warm_task.cancel()
             await app.state.service.close()
 
     app = FastAPI(
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runtime = Runtime(settings)
     app.state.auth = AuthGuard(settings)
-    app.state.service = build_service(settings, app.state.runtime)
+    # Every sync request is a job: one queue governs concurrency, limits, metrics and scale-out.
+    app.state.service, app.state.jobs = build_job_service(settings, app.state.runtime)
 
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware)

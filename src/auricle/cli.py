@@ -151,7 +151,19 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     """Jobs against a local or remote server."""
     from auricle import cli_jobs
 
-    return int(cli_jobs.run(args, out=sys.stdout) or 0)
+    remote = {"url": args.url, "api_key": args.api_key}
+    if args.jobs_command == "submit":
+        options = {
+            k: v for k, v in {"model": args.model, "language": args.language, "diarize": args.diarize}.items() if v
+        }
+        code = cli_jobs.submit([Path(f) for f in args.files], sys.stdout, options=options, **remote)
+        return code
+    if args.jobs_command == "list":
+        return cli_jobs.list_jobs(sys.stdout, status=args.status, **remote)
+    if args.jobs_command == "watch":
+        return cli_jobs.watch(args.ids, sys.stderr, **remote)
+    output = Path(args.output_file) if args.output_file else None
+    return cli_jobs.result(args.id, sys.stdout, fmt=args.output, output=output, **remote)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -222,13 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--model", default=None)
     submit.add_argument("--language", default=None)
     submit.add_argument("--diarize", action="store_true")
-    submit.add_argument("--watch", action="store_true")
-    jobs_sub.add_parser("list")
+    listing = jobs_sub.add_parser("list")
+    listing.add_argument("--status", default=None)
     watch = jobs_sub.add_parser("watch")
     watch.add_argument("ids", nargs="+")
     result = jobs_sub.add_parser("result")
     result.add_argument("id")
     result.add_argument("-o", "--output", choices=OUTPUTS, default="text")
+    result.add_argument("--output-file", default=None)
     jobs.set_defaults(func=cmd_jobs)
 
     config = sub.add_parser("config", help="print the configuration reference")

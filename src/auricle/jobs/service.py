@@ -73,7 +73,7 @@ class JobTranscriptionService:
         self._consumer: Any = None
         self._runner: JobRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._saturation: tuple[float, tuple[int, int]] = (0.0, (0, settings.max_queue))
+        self._saturation: tuple[float, tuple[int, int]] = (0.0, (0, settings.max_queue + settings.workers))
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -140,17 +140,21 @@ class JobTranscriptionService:
         worker_count = getattr(self.queue, "worker_count", None)
         if worker_count is not None and self._consumer is None:
             metrics.WORKERS.set(worker_count())
-        self._saturation = (time.monotonic(), (counts.get("queued", 0), self.settings.max_queue))
+        self._saturation = (time.monotonic(), (counts.get("queued", 0), self._room))
         return counts
 
     # -- submitting -----------------------------------------------------------------------------------------------
+    @property
+    def _room(self) -> int:
+        """Jobs that may be queued at once: ``max_queue`` plus one per worker taking jobs at once."""
+        return self.settings.max_queue + self.settings.workers
+
     def saturation(self) -> tuple[int, int]:
-        """(jobs queued, ``max_queue``), at most a second old; `/ready` is not ready when the first reaches the
-        second."""
+        """(jobs queued, room), at most a second old; `/ready` is not ready when the first reaches the second."""
         at, value = self._saturation
         if time.monotonic() - at > 1.0:
             try:
-                value = (self.queue.counts().get("queued", 0), self.settings.max_queue)
+                value = (self.queue.counts().get("queued", 0), self._room)
             except Exception:
                 logger.exception("reading the queue depth failed")
                 return value
@@ -173,7 +177,7 @@ class JobTranscriptionService:
                 service: a job taken at once by an idle worker is queued only for a moment.
         """
         queued = self.queue.counts().get("queued", 0)
-        if queued + len(files) > self.settings.max_queue + self.settings.workers:
+        if queued + len(files) > self._room:
             for path, _ in files:
                 path.unlink(missing_ok=True)
             raise QueueFullError(f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later")
