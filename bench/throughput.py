@@ -17,11 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import english_with_reference, start_server  # noqa: E402
-
 from auricle.config import Settings  # noqa: E402
 from auricle.engine.types import TranscribeOptions  # noqa: E402
 from auricle.runtime import Runtime  # noqa: E402
+
+from conftest import english_with_reference, start_server  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from auricle.engine.decode import decode  # noqa: E402
+
 from conftest import english_with_reference, wer  # noqa: E402
 
 DIRECT = """

@@ -12,14 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-__all__ = ["JobsServer", "Process", "RedisServer", "WorkerProcess", "free_port", "make_jobs_app"]
+__all__ = ["JobsServer", "Process", "RedisServer", "WorkerProcess", "free_port"]
 
 TESTS = Path(__file__).resolve().parent
 
@@ -98,34 +97,6 @@ class RedisServer:
 # -- job servers and workers as real processes -------------------------------------------------------------------
 
 
-def make_jobs_app() -> Any:
-    """``create_app`` with the jobs-backed service wired in as ``app.py`` will do it (uvicorn ``--factory``).
-
-    Settings come from the environment. When ``app.py`` already builds the jobs service this changes nothing.
-    """
-    from contextlib import asynccontextmanager
-
-    from auricle.app import create_app
-    from auricle.config import Settings
-    from auricle.jobs.service import JobTranscriptionService, build_job_service
-
-    app = create_app(Settings())
-    if isinstance(app.state.service, JobTranscriptionService):
-        return app
-    service, queue = build_job_service(app.state.settings, app.state.runtime)
-    app.state.service, app.state.jobs = service, queue
-    original = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[None]:
-        async with original(a):
-            await service.start()
-            yield
-
-    app.router.lifespan_context = lifespan
-    return app
-
-
 class Process:
     """A child process with its log file; ``kill()`` is ``kill -9``."""
 
@@ -169,7 +140,7 @@ class JobsServer(Process):
         self.url = f"http://127.0.0.1:{self.port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         full_env = {"AURICLE_DATA_DIR": str(data_dir), "AURICLE_DEFAULT_MODEL": "tiny.en", **env}
-        args = [sys.executable, "-m", "uvicorn", "--factory", "_redis:make_jobs_app", "--port", str(self.port)]
+        args = [sys.executable, "-m", "uvicorn", "--factory", "auricle.app:create_app", "--port", str(self.port)]
         super().__init__(args, full_env, data_dir / f"server-{self.port}.log")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diarization_synth import VOICES, Conversation, flite_available, make_conversation, speech_spans
 
 from auricle.engine._der import diarization_error_rate
 from auricle.engine.decode import decode
 from auricle.engine.diarize import ResemblyzerDiarizer
 from auricle.engine.types import SpeakerTurn
+
 from conftest import CORPUS
+from diarization_synth import VOICES, Conversation, flite_available, make_conversation, speech_spans
 
 pytestmark = [
     pytest.mark.slow,

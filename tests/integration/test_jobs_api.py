@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from _redis import make_jobs_app
+from auricle.app import create_app
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     mp.setenv("AURICLE_DATA_DIR", str(tmp_path_factory.mktemp("jobs-api")))
     mp.setenv("AURICLE_DEFAULT_MODEL", "tiny.en")
     mp.setenv("AURICLE_WORKERS", "2")
-    with TestClient(make_jobs_app()) as test_client:
+    with TestClient(create_app()) as test_client:
         yield test_client
     mp.undo()
 

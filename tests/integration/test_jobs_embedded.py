@@ -69,8 +69,9 @@ def test_server_killed_with_jobs_queued_and_running_finishes_all_after_restart(
 def test_cli_submit_watch_list_result(server: JobsServer, tmp_path: Path) -> None:
     import io
 
-    from _redis import AUDIO
     from auricle import cli_jobs
+
+    from _redis import AUDIO
 
     out = io.StringIO()
     files = [AUDIO / "jfk.flac", AUDIO / "librispeech_1995-1837-0001.wav"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from auricle.engine.decode import decode
 from auricle.engine.protocols import Diarizer, LanguageGuess, Transcriber, VadModel
-from auricle.engine.types import Audio, Segment, TranscribeOptions, Transcript
+from auricle.engine.types import Audio, Segment, SpeechSpan, TranscribeOptions, Transcript
 from auricle.errors import CancelledError
 
 __all__ = ["PipelineEvent", "PipelineStats", "run_pipeline"]
@@ -96,8 +96,9 @@ def run_pipeline(
     stats.audio_seconds = duration
     t = stage_done("decode", t)
 
+    per_channel = options.diarize and audio.channels is not None and _distinct_channels(audio.channels)
     spans = None
-    if options.vad_filter or options.diarize:
+    if (options.vad_filter or options.diarize) and not per_channel:
         emit(PipelineEvent("stage", "vad", 0.0, duration=duration))
         spans = vad.speech_spans(audio.samples)
         t = stage_done("vad", t)
@@ -110,16 +111,42 @@ def run_pipeline(
         emit(PipelineEvent("language", "transcribing", 0.0, language=guess, duration=duration))
 
     emit(PipelineEvent("stage", "transcribing", 0.0, duration=duration))
-    segments: list[Segment] = []
-    if spans is None or spans:
-        decode_spans = spans if options.vad_filter else None
-        for segment in transcriber.transcribe(audio.samples, options, decode_spans, on_language):
+    # Speakers are attributed word by word, so diarization always aligns words (dropped again if not asked for).
+    decode_options = replace(options, word_timestamps=True) if options.diarize else options
+
+    def transcribe(samples: np.ndarray, samples_spans: list[SpeechSpan] | None, speaker: str | None) -> None:
+        decode_spans = samples_spans if options.vad_filter else None
+        if decode_spans is not None and not decode_spans:
+            return
+        for segment in transcriber.transcribe(samples, decode_options, decode_spans, on_language):
             if cancelled and cancelled():
                 raise CancelledError("transcription was cancelled")
             if stats.first_segment_seconds is None:
                 stats.first_segment_seconds = time.perf_counter() - started
+            if speaker:
+                segment.speaker = speaker
+                for word in segment.words:
+                    word.speaker = speaker
             segments.append(segment)
             emit(PipelineEvent("segment", "transcribing", _fraction(segment.end, duration), segment=segment))
+
+    segments: list[Segment] = []
+    channel_spans: list[list[SpeechSpan]] = []
+    if per_channel:
+        # A call recording (one speaker per channel): each channel is transcribed on its own, which is exact even
+        # when both talk at once.
+        assert audio.channels is not None
+        from auricle.engine.diarize import speaker_label
+
+        for index, channel in enumerate(audio.channels):
+            samples = np.ascontiguousarray(channel)
+            channel_spans.append(vad.speech_spans(samples))
+            transcribe(samples, channel_spans[-1], speaker_label(index))
+        segments.sort(key=lambda seg: (seg.start, seg.end))
+        for index, segment in enumerate(segments):
+            segment.id = index
+    else:
+        transcribe(audio.samples, spans, None)
     t = stage_done("transcribe", t)
 
     transcript = Transcript(
@@ -134,8 +161,11 @@ def run_pipeline(
         if cancelled and cancelled():
             raise CancelledError("transcription was cancelled")
         emit(PipelineEvent("stage", "diarizing", 1.0))
-        transcript = _diarize(transcript, audio, spans or [], options, diarizer, vad)
+        _diarize(transcript, audio, spans or [], channel_spans, options, diarizer)
         stage_done("diarize", t)
+        if not options.word_timestamps:
+            for segment in transcript.segments:
+                segment.words = []
     stats.processing_seconds = time.perf_counter() - started
     emit(PipelineEvent("stage", "done", 1.0))
     return transcript
@@ -148,30 +178,32 @@ def _fraction(position: float, duration: float) -> float:
 def _diarize(
     transcript: Transcript,
     audio: Audio,
-    spans: list,
+    spans: list[SpeechSpan],
+    channel_spans: list[list[SpeechSpan]],
     options: TranscribeOptions,
     diarizer: Diarizer | None,
-    vad: VadModel,
-) -> Transcript:
+) -> None:
+    """Label the transcript's words and segments with speakers (in place)."""
     from auricle.engine import diarize as diarization
 
-    if audio.channels is not None and _distinct_channels(audio.channels):
-        channel_spans = [vad.speech_spans(np.ascontiguousarray(channel)) for channel in audio.channels]
-        result = diarization.diarize_channels(audio.channels, channel_spans)
-    else:
-        if diarizer is None:
-            raise RuntimeError("diarization asked but no diarizer was given")
-        result = diarizer.diarize(
-            audio.samples,
-            spans,
-            num_speakers=options.num_speakers,
-            min_speakers=options.min_speakers,
-            max_speakers=options.max_speakers,
-        )
+    if channel_spans:
+        assert audio.channels is not None
+        if options.return_speaker_embeddings and diarizer is not None:
+            result = diarizer.diarize_channels(audio.channels, channel_spans)  # type: ignore[attr-defined]
+            transcript.speaker_embeddings = result.embeddings
+        return
+    if diarizer is None:
+        raise RuntimeError("diarization asked but no diarizer was given")
+    result = diarizer.diarize(
+        audio.samples,
+        spans,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+    )
     transcript.segments = diarization.assign_speakers(transcript.segments, result.turns)
     if options.return_speaker_embeddings:
         transcript.speaker_embeddings = result.embeddings
-    return transcript
 
 
 def _distinct_channels(channels: np.ndarray) -> bool:

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 __all__ = ["LocalAgreement", "TimedWord", "join_words", "normalize_word"]
 
 _NON_WORD = re.compile(r"[^\w']+", re.UNICODE)
-# Words that start this close before the last confirmed word's end are re-decodes of it, not new words.
-_TIME_TOLERANCE_S = 0.1
-# How far (s) the first new word may be from the last confirmed one for an n-gram overlap to be removed.
+# How far (s) a re-decoded copy of the last confirmed words may have moved.
 _OVERLAP_WINDOW_S = 1.0
+_ANCHOR_WORDS = 3
 _MAX_NGRAM = 5
 
 
@@ -65,18 +64,35 @@ class LocalAgreement:
         return list(self._previous)
 
     def insert(self, words: list[TimedWord]) -> None:
-        """Take a new decode (absolute times) covering the buffer; drops words already confirmed."""
-        fresh = [w for w in words if w.start > self.committed_time - _TIME_TOLERANCE_S and normalize_word(w.text)]
-        if fresh and abs(fresh[0].start - self.committed_time) < _OVERLAP_WINDOW_S and self._committed_tail:
-            # The decode may repeat the last confirmed words with slightly earlier times: drop the longest
-            # n-gram at its head that equals the confirmed tail.
-            longest = min(len(self._committed_tail), len(fresh), _MAX_NGRAM)
-            for n in range(longest, 0, -1):
-                head = [normalize_word(w.text) for w in fresh[:n]]
-                if head == self._committed_tail[-n:]:
-                    fresh = fresh[n:]
-                    break
-        self._new = fresh
+        """Take a new decode (absolute times) covering the buffer; drops words already confirmed.
+
+        The decode repeats confirmed words still in the audio, with times that may move by a few hundred ms, so
+        the cut is found by text first: the newest occurrence near the confirmed time of the last confirmed
+        words. Only without such an anchor does the cut fall back to word midpoints against the confirmed time.
+        """
+        words = [w for w in words if normalize_word(w.text)]
+        self._new = words[self._anchor(words) :]
+
+    def _anchor(self, words: list[TimedWord]) -> int:
+        """Index of the first word after the confirmed ones."""
+        texts = [normalize_word(w.text) for w in words]
+        for n in range(min(len(self._committed_tail), _ANCHOR_WORDS), 0, -1):
+            tail = self._committed_tail[-n:]
+            best: tuple[float, int] | None = None
+            for end in range(n - 1, len(words)):
+                if texts[end - n + 1 : end + 1] != tail:
+                    continue
+                distance = abs(words[end].end - self.committed_time)
+                # One common word ("the") is a weak anchor: accept it only close to the confirmed time.
+                window = _OVERLAP_WINDOW_S if n > 1 else _OVERLAP_WINDOW_S / 2
+                if distance < window and (best is None or distance < best[0]):
+                    best = (distance, end + 1)
+            if best is not None:
+                return best[1]
+        for index, word in enumerate(words):
+            if (word.start + word.end) / 2 > self.committed_time:
+                return index
+        return len(words)
 
     def flush(self) -> list[TimedWord]:
         """Confirm and return the common prefix of the previous and the newest hypothesis."""

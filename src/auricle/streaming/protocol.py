@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 __all__ = [
     "AUDIO_ERROR",
+    "CLIENT_TYPES",
     "INVALID_MESSAGE",
     "INVALID_STATE",
     "SESSION_LIMIT",
@@ -31,6 +32,10 @@ __all__ = [
     "EndMessage",
     "ConfigMessage",
     "ProtocolError",
+    "backpressure",
+    "error",
+    "hypothesis",
+    "phrase",
     "parse_client_message",
     "server_message",
 ]

@@ -108,6 +108,8 @@ class StreamingRecognizer:
         self._long_endpoint = round(max(endpoint_s, _LONG_ENDPOINT_S) * SAMPLE_RATE)
         self._min_phrase = _MIN_PHRASE_S
         self._agreement = LocalAgreement(committed_time, prompt.split()[-5:])
+        self._emitted_time = committed_time
+        self._emitted_tail = prompt.split()[-5:]
         self._phrase_words: list[TimedWord] = []
         self._buffer_words: list[TimedWord] = []  # confirmed words still inside the buffer
         self._decoded_until = self._buf_start
@@ -187,8 +189,17 @@ class StreamingRecognizer:
         offset = (self._buf_start + start) / SAMPLE_RATE
         words = [w.shifted(offset) for w in self._decode(audio, self._prompt, True)] if len(audio) else []
         words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
-        self._agreement.insert(words)
         self._note_hypothesized(result, words)
+        # Words confirmed since the last phrase were never promised to the client (only hypotheses showed
+        # them), so this decode of the whole utterance, the best one, replaces them.
+        # Words whose audio was already dropped from the buffer stay.
+        kept = [w for w in self._phrase_words if w.end * SAMPLE_RATE <= self._buf_start]
+        replaced = {id(w) for w in self._phrase_words[len(kept) :]}
+        self._buffer_words = [w for w in self._buffer_words if id(w) not in replaced]
+        self._phrase_words = kept
+        tail = self._emitted_tail + [w.text for w in kept]
+        self._agreement = LocalAgreement(kept[-1].end if kept else self._emitted_time, tail[-5:])
+        self._agreement.insert(words)
         self._emit_phrase(result, self._agreement.complete(), cut)
         self._trim(cut)
 
@@ -261,6 +272,8 @@ class StreamingRecognizer:
         text = join_words(words)
         if not text:
             return
+        self._emitted_time = words[-1].end
+        self._emitted_tail = [w.text for w in words[-5:]]
         confidence = float(np.mean([w.probability for w in words]))
         resume_s = (self._buf_start + max(0, min(cut, len(self._buf)))) / SAMPLE_RATE
         result.events.append(Phrase(words[0].start, words[-1].end, text, confidence, resume_s))
@@ -280,16 +293,27 @@ class StreamingRecognizer:
 
 
 def _strip_invented_tail(words: list[TimedWord], speech_end: float) -> list[TimedWord]:
-    """Drop words Whisper invents in the silence after an utterance ("Thank you.").
+    """Drop words Whisper invents in the silence after an utterance ("Thank you for watching.").
 
-    They start after the speech ended, get next to no time, or are improbable and in the last moments.
+    Whisper squeezes invented words into next to no time, so a tail of mostly zero-length words goes; then single
+    trailing words that start after the speech ended, get no time, or are improbable in the last moments.
     """
+
+    def squeezed(word: TimedWord) -> bool:
+        return word.end - word.start < 0.05
+
+    for index, word in enumerate(words):
+        rest = words[index:]
+        if squeezed(word) and len(rest) >= 3 and sum(map(squeezed, rest)) >= 0.7 * len(rest):
+            words = words[:index]
+            break
     words = list(words)
     while words:
         last = words[-1]
         late = last.start >= speech_end - 0.1
-        squeezed = last.end - last.start < 0.05  # Whisper gives invented words next to no time
-        doubtful = squeezed or last.probability < 0.05 or (last.probability < 0.2 and last.start >= speech_end - 0.4)
+        doubtful = (
+            squeezed(last) or last.probability < 0.05 or (last.probability < 0.2 and last.start >= speech_end - 0.4)
+        )
         if not (late or doubtful):
             break
         words.pop()

@@ -16,6 +16,7 @@ from auricle.engine.decode import decode
 from auricle.engine.diarize import ResemblyzerDiarizer, assign_speakers, diarize_channels
 from auricle.engine.types import Segment, SpeakerTurn, SpeechSpan, Word
 from auricle.errors import InvalidRequestError
+
 from conftest import CORPUS
 
 FIXTURE = Path(__file__).resolve().parents[2] / "data" / "resemblyzer_reference.json"

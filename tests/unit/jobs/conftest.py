@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from _redis import RedisServer  # tests/ is on sys.path through tests/conftest.py
 from auricle.jobs.base import JobQueue
 from auricle.jobs.memory import MemoryJobQueue
 from auricle.jobs.sqlite import SqliteJobQueue
+
+from _redis import RedisServer  # tests/ is on sys.path through tests/conftest.py
 
 QueueFactory = Callable[..., JobQueue]
 

@@ -180,8 +180,10 @@ def test_events_replay_from_the_start_and_follow(job_queue: JobQueue, audio: Aud
     assert job_queue.read_events(job_id, cursor, 0.2) == ([], cursor)
     assert time.monotonic() - started < 2
     # A waiting reader wakes up on the terminal event.
-    threading.Timer(0.2, job_queue.complete, (job_id, "w", RESULT, {})).start()
+    finisher = threading.Timer(0.2, job_queue.complete, (job_id, "w", RESULT, {}))
+    finisher.start()
     events, _ = job_queue.read_events(job_id, cursor, 5.0)
+    finisher.join(5)  # the queue (and its connection) must outlive the finishing call
     assert [e["type"] for e in events] == ["done"]
     assert events[0]["job"]["status"] == "succeeded"
 

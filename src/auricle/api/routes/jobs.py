@@ -39,10 +39,7 @@ _KEEPALIVE_S = 15.0
 
 
 def _queue(request: Request) -> JobQueue:
-    queue = getattr(request.app.state, "jobs", None)
-    if queue is None:
-        raise JobNotFoundError("the jobs API is not enabled on this server")
-    return queue
+    return request.app.state.jobs  # type: ignore[no-any-return]
 
 
 async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -54,7 +51,6 @@ async def submit_jobs(request: Request) -> JSONResponse:
     """Multipart form with one or more files (field ``file``, repeated, or ``files``) and the ``/asr`` options
     (model, language, task, word_timestamps, diarize, num_speakers, min_speakers, max_speakers, initial_prompt,
     hotwords, vad_filter) plus an optional ``session`` tag. Answers 202 with ``{"jobs": [...]}`` at once."""
-    queue = _queue(request)
     settings = request.app.state.settings
     form = await request.form(max_files=10_000)
     uploads = [item for name in _FILE_FIELDS for item in form.getlist(name) if isinstance(item, UploadFile)]
@@ -76,14 +72,7 @@ async def submit_jobs(request: Request) -> JSONResponse:
         for path, _ in saved:
             path.unlink(missing_ok=True)
         raise
-    service = getattr(request.app.state, "service", None)
-    if hasattr(service, "submit"):
-        jobs: list[Job] = await _run(service.submit, saved, options, session=session)
-    else:
-        jobs = [
-            await _run(queue.enqueue, path, filename=name, options=options.to_dict(), session=session)
-            for path, name in saved
-        ]
+    jobs: list[Job] = await _run(request.app.state.service.submit, saved, options, session=session)
     logger.info("submitted %s job(s): %s", len(jobs), ", ".join(j.id for j in jobs))
     return JSONResponse({"jobs": [j.to_public() for j in jobs]}, status_code=202)
 

@@ -4,14 +4,15 @@ import { apiKey, request, setApiKey } from "./api.js";
 import { setupCompare } from "./compare.js";
 import { JobList, errorText } from "./jobs.js";
 import { setupLive } from "./live.js";
-import { fillLanguages, linkPickers, loadModels } from "./options.js";
+import { fillLanguages, fillModels, loadModels } from "./options.js";
 import { TranscriptView } from "./transcript.js";
-import { $, announce, el, showError, toast } from "./ui.js";
+import { $, announce, showError, toast } from "./ui.js";
 import { formOptions, setupDropzone, setupRecorder, submitFile } from "./upload.js";
 
 const jobs = new JobList($("#jobs"), $("#jobs-empty"));
 const transcript = new TranscriptView($("#transcript"));
 const submittedHere = new Set();
+const notified = new Set();
 
 // -- tabs ---------------------------------------------------------------------------------------------------------
 
@@ -100,7 +101,9 @@ jobs.addEventListener("segment", (event) => {
 });
 jobs.addEventListener("finished", (event) => {
   const job = event.detail;
-  if (!submittedHere.has(job.id)) return;
+  const key = `${job.id}:${job.status}:${job.finished_at}`;
+  if (!submittedHere.has(job.id) || notified.has(key)) return;
+  notified.add(key);
   if (job.status === "failed") toast(`${job.filename || job.id} failed: ${errorText(job.error)}`, "error");
   else if (job.status === "succeeded") toast(`${job.filename || job.id} is transcribed`, "success");
 });
@@ -120,21 +123,39 @@ async function checkServer() {
   }
 }
 
-let compareReady = false;
+// Language lists follow their model pickers (Compare: model A decides).
+const pickers = [
+  ["#opt-model", "#opt-language"],
+  ["#live-model", "#live-language"],
+  ["#cmp-model-a", "#cmp-language"],
+];
+for (const [model, language] of pickers) {
+  $(model).addEventListener("change", () => fillLanguages($(language), $(model).value));
+}
+
+function fillPickers() {
+  for (const [model, language] of pickers) {
+    fillModels($(model));
+    fillLanguages($(language), $(model).value);
+  }
+  const a = $("#cmp-model-a").value;
+  const other = [...$("#cmp-model-a").options].map((o) => o.value).find((m) => m !== a);
+  fillModels($("#cmp-model-b"), $("#cmp-model-b").value || other);
+}
+
+setupCompare(jobs);
+setupLive();
 
 async function start() {
   updateKeyButton();
   checkServer();
   try {
     await loadModels();
-    linkPickers($("#opt-model"), $("#opt-language"));
-    linkPickers($("#live-model"), $("#live-language"));
-    linkPickers($("#cmp-model-a"), $("#cmp-language"));
-    const models = [...$("#cmp-model-a").options].map((o) => o.value);
-    linkPickers($("#cmp-model-b"), el("select"), models.find((m) => m !== $("#cmp-model-a").value));
-    $("#cmp-model-b").addEventListener("change", () => fillLanguages($("#cmp-language"), $("#cmp-model-a").value));
+    fillPickers();
   } catch (err) {
     handleError(err, "Could not list models");
+    // Without a valid key every other call fails too (and counts towards the server's lock-out).
+    if (err.status === 401) return;
   }
   try {
     await jobs.load();
@@ -142,11 +163,6 @@ async function start() {
     if (wanted && jobs.jobs.has(wanted)) jobs.select(wanted);
   } catch (err) {
     handleError(err, "Could not list jobs");
-  }
-  if (!compareReady) {
-    compareReady = true;
-    setupCompare(jobs);
-    setupLive();
   }
 }
 
@@ -156,9 +172,6 @@ setInterval(checkServer, 15_000);
 start();
 
 // Surface anything unexpected instead of failing silently.
-window.addEventListener("unhandledrejection", (event) => {
-  event.preventDefault();
-  showError(event.reason || "Unexpected error");
-});
+window.addEventListener("unhandledrejection", (event) => showError(event.reason || "Unexpected error"));
 
 export { jobs, request, transcript };

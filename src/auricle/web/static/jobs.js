@@ -226,12 +226,15 @@ export class JobList extends EventTarget {
   onEvent(id, { event, data }) {
     const job = this.jobs.get(id);
     if (!job || !data || typeof data !== "object") return;
-    if (data.job) {
-      this.upsert(data.job);
-    } else if (event === "deleted") {
+    // A stream starts with the current state, then replays the job's event log from its start: once a job is
+    // shown as finished, older snapshots and progress from that replay must not move it back.
+    const replayed = isTerminal(job) && (!data.job || (!isTerminal(data.job) && (data.job.attempts || 0) <= (job.attempts || 0)));
+    if (event === "deleted") {
       this.remove(id);
       return;
-    } else if (typeof data.progress === "number") {
+    } else if (data.job) {
+      if (!replayed) this.upsert(data.job);
+    } else if (typeof data.progress === "number" && !replayed) {
       this.upsert({ ...job, status: job.status === "queued" ? "running" : job.status, stage: data.stage, progress: data.progress });
     }
     if (event === "segment" && data.segment) {

@@ -30,7 +30,7 @@ export function fillModels(select, preferred) {
       el(
         "option",
         { value: m.id, selected: m.id === current },
-        `${m.id}${m.default ? " (default)" : ""}${m.multilingual ? "" : " · English"}${m.installed ? "" : " · download"}`,
+        `${m.id}${m.default ? " (default)" : ""}${m.installed ? "" : " (download)"}`,
       ),
     ),
   );
@@ -46,11 +46,4 @@ export function fillLanguages(select, modelId) {
     el("option", { value: "" }, "Auto-detect"),
     ...options.map(({ code, name }) => el("option", { value: code, selected: code === current }, `${name} (${code})`)),
   );
-}
-
-/** Keep a language select in step with its model select. */
-export function linkPickers(modelSelect, languageSelect, preferred) {
-  fillModels(modelSelect, preferred);
-  fillLanguages(languageSelect, modelSelect.value);
-  modelSelect.addEventListener("change", () => fillLanguages(languageSelect, modelSelect.value));
 }

@@ -3,7 +3,7 @@
 
 import { apiKey, download, getJSON, request } from "./api.js";
 import { errorText, isTerminal } from "./jobs.js";
-import { $, announce, clock, duration, el, languageName, showError, speakerClass, toast } from "./ui.js";
+import { $, announce, clock, duration, el, languageName, showError, speakerClass, speed, toast } from "./ui.js";
 
 const EXTENSIONS = { text: "txt", srt: "srt", vtt: "vtt", json: "json" };
 
@@ -32,13 +32,14 @@ export class TranscriptView {
     this.player.addEventListener("play", () => this.follow());
     this.player.addEventListener("seeked", () => this.highlight());
     this.player.addEventListener("error", () => {
-      if (this.player.getAttribute("src")) $("#t-message", root).textContent = "This audio cannot be played in the browser.";
+      $("#t-audio-note", root).hidden = !this.player.getAttribute("src") || this.job?.status === "failed";
     });
   }
 
   /** Show a job (null hides the view). */
   show(job) {
     const changed = !this.job || !job || this.job.id !== job.id;
+    $("#t-empty").hidden = Boolean(job);
     if (!job) {
       this.root.hidden = true;
       this.job = null;
@@ -53,7 +54,8 @@ export class TranscriptView {
       this.segmentIds.clear();
       this.words = [];
       this.current = null;
-      this.loadAudio(job);
+      if (job.status !== "failed") this.loadAudio(job);
+      else this.clearAudio();
     }
     this.update(job);
   }
@@ -73,10 +75,13 @@ export class TranscriptView {
       .filter(Boolean)
       .join(" · ");
     this.renderMetrics(job);
+    this.player.hidden = job.status === "failed";
+    if (job.status === "failed") $("#t-audio-note", this.root).hidden = true;
     const progress = $("#t-progress", this.root);
     progress.hidden = isTerminal(job);
     progress.firstElementChild.style.width = `${job.progress || 0}%`;
     const message = $("#t-message", this.root);
+    message.classList.toggle("error", job.status === "failed");
     if (job.status === "failed") message.textContent = `This job failed: ${errorText(job.error)}`;
     else if (job.status === "cancelled") message.textContent = "This job was cancelled.";
     else if (job.status === "queued") message.textContent = "Waiting for a worker…";
@@ -89,11 +94,12 @@ export class TranscriptView {
   }
 
   renderMetrics(job) {
-    const rtf = job.real_time_factor;
+    const { rtf, times } = speed(job);
     const items = [
       ["Audio", duration(job.audio_seconds)],
       ["Processing", duration(job.processing_seconds)],
-      ["Real-time factor", rtf ? `${rtf.toFixed(3)} (${(1 / rtf).toFixed(1)}× faster)` : "–"],
+      ["Real-time factor", rtf],
+      ["Speed", times],
       ["First segment", duration(job.first_segment_seconds)],
       ["Model", job.model || "default"],
     ];
@@ -127,9 +133,14 @@ export class TranscriptView {
     const speaker = segment.speaker || null;
     const text = el("p", { class: "seg-text" });
     if (segment.words && segment.words.length) {
-      for (const word of segment.words) {
-        const span = el("span", { class: "word", dataset: { start: word.start, end: word.end } }, word.word);
-        if (word.probability !== undefined && word.probability < 0.5) span.classList.add("unsure");
+      for (const [i, word] of segment.words.entries()) {
+        // Whisper words carry their leading space: keep it outside the span so the highlight hugs the word.
+        if (i > 0 && /^\s/.test(word.word)) text.append(" ");
+        const span = el("span", { class: "word", dataset: { start: word.start, end: word.end } }, word.word.trim());
+        if (word.probability !== undefined && word.probability < 0.5) {
+          span.classList.add("unsure");
+          span.title = `low confidence (${Math.round(word.probability * 100)}%)`;
+        }
         text.append(span);
         this.words.push({ start: word.start, end: word.end, node: span });
       }
@@ -172,6 +183,7 @@ export class TranscriptView {
 
   async loadAudio(job) {
     this.clearAudio();
+    $("#t-audio-note", this.root).hidden = true;
     this.audioFor = job.id;
     const path = `/v1/jobs/${job.id}/audio`;
     if (!apiKey()) {

@@ -96,3 +96,15 @@ export function languageName(code) {
     return code;
   }
 }
+
+/**
+ * Speed of a job. The server's `real_time_factor` is audio seconds per processing second (higher is faster);
+ * the conventional RTF is the inverse (processing / audio, lower is faster). Show both, clearly named.
+ */
+export function speed(job) {
+  const audio = job.audio_seconds;
+  const processing = job.processing_seconds;
+  const ratio = audio && processing ? audio / processing : job.real_time_factor;
+  if (!ratio) return { rtf: "–", times: "–" };
+  return { rtf: (1 / ratio).toFixed(3), times: `${ratio.toFixed(1)}× real time` };
+}

@@ -1,0 +1,339 @@
+"""The web UI in a real headless Chromium against a real server: upload and follow a job, play from a word,
+download subtitles, survive a reload, show the server's errors, stream from a fake microphone, compare two
+models. Each test fails on any console error or uncaught page error. Screenshots go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CORPUS, ROOT, Server, normalise, start_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model, pytest.mark.slow]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+JFK = CORPUS / "audio" / "jfk.flac"
+SHOTS = ROOT / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+BASE_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def fake_microphone_wav(source: Path, target: Path, rate: int = 48_000) -> Path:
+    """Decode a corpus clip to 16-bit mono PCM WAV (what Chromium's fake capture device reads), plus a second of
+    silence so the looped clip has a pause between repetitions."""
+    import av
+
+    chunks = []
+    with av.open(str(source)) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        for frame in container.decode(audio=0):
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+        chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    samples = np.concatenate([*chunks, np.zeros(rate, dtype=np.int16)]).astype("<i2")
+    with wave.open(str(target), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return target
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("ui-server"), {"AURICLE_DEFAULT_MODEL": "tiny.en"})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    mic = fake_microphone_wav(JFK, tmp_path_factory.mktemp("mic") / "jfk48k.wav")
+    args = [
+        *BASE_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}",
+    ]
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A page with its console errors and uncaught exceptions collected."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.expected: list[str] = []
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+
+    def unexpected_errors(self) -> list[str]:
+        return [e for e in self.errors if not any(re.search(pattern, e) for pattern in self.expected)]
+
+    def shot(self, name: str, size: dict[str, int] = DESKTOP, *, show: str | None = None) -> None:
+        """Screenshot of the viewport at ``size`` (scrolled to ``show``) into docs/screenshots/NAME.png."""
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.set_viewport_size(size)
+        self.page.evaluate("document.querySelectorAll('.toast').forEach(t => t.remove())")
+        if show:
+            self.page.locator(show).first.evaluate("el => el.scrollIntoView({block: 'start'})")
+        else:
+            self.page.evaluate("window.scrollTo(0, 0)")
+        self.page.wait_for_timeout(250)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), animations="disabled", caret="hide")
+
+
+@pytest.fixture
+def ui(browser, server) -> Iterator[Page]:
+    context = browser.new_context(viewport=DESKTOP, base_url=server.url, accept_downloads=True)
+    context.set_default_timeout(30_000)
+    page = Page(context.new_page())
+    yield page
+    context.close()
+    assert page.unexpected_errors() == [], "the page logged errors:\n" + "\n".join(page.errors)
+
+
+def job_item(page, filename: str):
+    return page.locator("#jobs li.job", has_text=filename).first
+
+
+def test_upload_follow_play_download_and_reload(ui: Page):
+    page = ui.page
+    page.goto("/")
+    sync_api.expect(page.locator("#opt-model option")).not_to_have_count(0)
+    ui.shot("transcribe-empty-desktop")
+
+    # Given a file picked in the Transcribe view
+    page.set_input_files("#file-input", str(JFK))
+
+    # Then the job appears in the sidebar and its progress bar reaches 100%
+    item = job_item(page, "jfk.flac")
+    sync_api.expect(item.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=90_000)
+    sync_api.expect(item.locator(".badge")).to_have_text("Done")
+
+    # And the transcript shows the words with metrics
+    words = page.locator("#segments .word")
+    sync_api.expect(words.filter(has_text=re.compile("country", re.I)).first).to_be_visible()
+    text = normalise(page.locator("#segments").inner_text())
+    assert "ask not what your country can do for you" in text
+    sync_api.expect(page.locator("#t-metrics")).to_contain_text("11.0 s")
+    sync_api.expect(page.locator("#t-metrics")).to_contain_text("tiny.en")
+
+    # When a word is clicked, the audio plays from that word
+    word = words.filter(has_text=re.compile("country", re.I)).first
+    start = float(word.get_attribute("data-start"))
+    assert start > 3
+    page.wait_for_function("document.querySelector('#player').readyState >= 1")
+    word.click()
+    page.wait_for_function(
+        "([lo, hi]) => { const t = document.querySelector('#player').currentTime; return t >= lo && t < hi; }",
+        arg=[start - 0.05, start + 3],
+    )
+    page.wait_for_selector("#segments .word.current")
+    page.evaluate("document.querySelector('#player').pause()")
+    ui.shot("transcript-desktop")
+    ui.shot("transcript-phone", PHONE, show="#transcript")
+    page.emulate_media(color_scheme="dark")
+    ui.shot("transcript-dark-desktop")
+    page.emulate_media(color_scheme="light")
+    page.set_viewport_size(DESKTOP)
+
+    # When SRT is downloaded, the file is SubRip
+    with page.expect_download() as info:
+        page.get_by_role("button", name="SRT").click()
+    download = info.value
+    assert download.suggested_filename == "jfk.srt"
+    body = Path(download.path()).read_text()
+    assert "-->" in body and "country" in body.lower()
+
+    # When the page is reloaded, the job list is still there
+    page.reload()
+    sync_api.expect(job_item(page, "jfk.flac").locator(".badge")).to_have_text("Done")
+    ui.shot("jobs-phone", PHONE, show=".sidebar")
+
+
+def test_undecodable_file_shows_the_server_error(ui: Page):
+    page = ui.page
+    page.goto("/")
+    sync_api.expect(page.locator("#opt-model option")).not_to_have_count(0)
+    page.set_input_files(
+        "#file-input", files=[{"name": "notes.wav", "mimeType": "audio/wav", "buffer": b"this is not audio" * 64}]
+    )
+    item = job_item(page, "notes.wav")
+    sync_api.expect(item.locator(".badge")).to_have_text("Failed", timeout=60_000)
+    sync_api.expect(item.locator(".job-error")).to_contain_text("failed to decode audio")
+    sync_api.expect(page.locator(".toast.error", has_text="failed to decode audio")).to_have_count(1)
+    sync_api.expect(page.locator("#t-message")).to_contain_text("failed to decode audio")
+
+    # An empty file is refused at upload, with the API's message (Chromium logs the 415 response itself)
+    ui.expected.append(r"status of 415")
+    page.set_input_files("#file-input", files=[{"name": "empty.wav", "mimeType": "audio/wav", "buffer": b""}])
+    sync_api.expect(page.locator(".upload.failed")).to_contain_text("empty")
+    ui.shot("error-desktop")
+
+
+def test_live_microphone_confirms_words(ui: Page):
+    page = ui.page
+    page.goto("/#live")
+    sync_api.expect(page.locator("#live-model option")).not_to_have_count(0)
+    page.select_option("#live-language", "en")
+    page.get_by_role("button", name="Start microphone").click()
+    sync_api.expect(page.locator("#live-state")).to_have_text("listening", timeout=20_000)
+
+    # Then confirmed (black) text with words of the clip appears
+    page.wait_for_function("/country/i.test(document.querySelector('#live-final').textContent)", timeout=60_000)
+    color = page.eval_on_selector("#live-final", "el => getComputedStyle(el).color")
+    hypothesis = page.eval_on_selector("#live-hypothesis", "el => getComputedStyle(el).color")
+    assert color != hypothesis
+    ui.shot("live-desktop")
+    ui.shot("live-phone", PHONE, show="#view-live .card")
+    page.set_viewport_size(DESKTOP)
+
+    page.get_by_role("button", name="Stop").click()
+    sync_api.expect(page.locator("#live-state")).to_have_text("done", timeout=60_000)
+    final = normalise(page.locator("#live-final").inner_text())
+    assert any(word in final for word in ("country", "americans", "fellow"))
+
+
+def test_compare_two_models_with_word_error_rate(ui: Page):
+    page = ui.page
+    page.goto("/#compare")
+    sync_api.expect(page.locator("#cmp-model-a option")).not_to_have_count(0)
+    models = page.eval_on_selector_all("#cmp-model-a option", "opts => opts.map(o => o.value)")
+    assert "tiny.en" in models
+    page.select_option("#cmp-model-a", "tiny.en")
+    page.select_option("#cmp-model-b", next(m for m in models if m != "tiny.en"))
+    page.set_input_files("#cmp-file", str(JFK))
+    page.fill(
+        "#cmp-reference",
+        "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your nation.",
+    )
+    page.get_by_role("button", name="Run both").click()
+
+    scores = page.locator(".compare-side .score")
+    sync_api.expect(scores).to_have_count(2)
+    for i in range(2):
+        sync_api.expect(scores.nth(i)).to_contain_text("WER", timeout=120_000)
+    # "nation" in the reference is not what was said: each side shows that substitution
+    sync_api.expect(page.locator(".compare-side mark.sub").first).to_be_visible()
+    wer_a = float(re.search(r"WER ([\d.]+)%", scores.nth(0).inner_text()).group(1))
+    assert 0 < wer_a < 30
+    ui.shot("compare-desktop")
+    ui.shot("compare-phone", PHONE, show="#compare-results")
+
+
+def test_wer_in_the_browser_matches_the_python_normalisation(ui: Page):
+    page = ui.page
+    page.goto("/")
+    result = page.evaluate(
+        """async () => {
+            const { align } = await import('/wer.js');
+            const a = align("Hello, world! It's a test-case.", "hello word its a test case extra");
+            return { wer: a.wer, ops: a.ops.map(o => o.op) };
+        }"""
+    )
+    # normalised: "hello world its a test case" vs "hello word its a test case extra"
+    assert result["ops"] == ["ok", "sub", "ok", "ok", "ok", "ok", "ins"]
+    assert result["wer"] == pytest.approx(2 / 6)
+    assert normalise("Hello, world! It's a test-case.") == "hello world its a test case"
+
+
+def test_api_key_is_asked_for_kept_and_sent(browser, tmp_path: Path):
+    # Given a server that requires an API key
+    srv = start_server(tmp_path / "keyed", {"AURICLE_DEFAULT_MODEL": "tiny.en", "AURICLE_API_KEYS": "e2e-secret"})
+    context = browser.new_context(viewport=DESKTOP, base_url=srv.url)
+    context.set_default_timeout(30_000)
+    ui = Page(context.new_page())
+    # Chromium itself logs the refused requests and the refused WebSocket upgrade
+    ui.expected += [r"status of 401", r"WebSocket connection to .* failed"]
+    page = ui.page
+    try:
+        # When the page loads without a key, the key dialog opens with the server's message
+        page.goto("/")
+        dialog = page.locator("#key-dialog")
+        sync_api.expect(dialog).to_be_visible()
+        sync_api.expect(dialog).to_contain_text("a valid API key is required")
+        page.fill("#key-input", "e2e-secret")
+        page.get_by_role("button", name="Save").click()
+
+        # Then models load, an upload runs, and the audio is fetched with the key (a blob URL)
+        sync_api.expect(page.locator("#opt-model option")).not_to_have_count(0)
+        sync_api.expect(page.locator("#key-button")).to_have_text("API key ✓")
+        page.set_input_files("#file-input", str(JFK))
+        sync_api.expect(job_item(page, "jfk.flac").locator(".badge")).to_have_text("Done", timeout=90_000)
+        sync_api.expect(page.locator("#segments .word").first).to_be_visible()
+        page.wait_for_function("document.querySelector('#player').src.startsWith('blob:')")
+
+        # And the key survives a reload
+        page.reload()
+        sync_api.expect(job_item(page, "jfk.flac").locator(".badge")).to_have_text("Done")
+
+        # Live streaming cannot carry the key from a browser: the page says so clearly
+        page.get_by_role("tab", name="Live").click()
+        page.get_by_role("button", name="Start microphone").click()
+        sync_api.expect(page.locator(".toast.error")).to_contain_text("cannot send an API key")
+        assert ui.unexpected_errors() == [], "\n".join(ui.errors)
+    finally:
+        context.close()
+        srv.stop()
+
+
+def test_keyboard_only_focus_and_labels(ui: Page):
+    page = ui.page
+    page.goto("/")
+    sync_api.expect(page.locator("#opt-model option")).not_to_have_count(0)
+
+    # Every control has an accessible name
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea, button')]
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                          && !el.textContent.trim())
+            .map(el => el.outerHTML.slice(0, 80))"""
+    )
+    assert unnamed == []
+
+    # Tabs work with the arrow keys, and the focus is visible
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.classList.contains('skip')")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "tab-transcribe"
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.id") == "tab-live"
+    sync_api.expect(page.locator("#view-live")).to_be_visible()
+    page.keyboard.press("ArrowLeft")
+    sync_api.expect(page.locator("#view-transcribe")).to_be_visible()
+
+    # The hidden file input is reachable and its visible label shows the focus
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "file-input":
+            break
+    assert page.evaluate("document.activeElement.id") == "file-input"
+    assert page.evaluate("getComputedStyle(document.querySelector('label[for=file-input]')).outlineStyle") == "solid"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "record-button"

@@ -1,0 +1,69 @@
+"""LocalAgreement-2: words are confirmed when two consecutive decodes agree on them."""
+
+from __future__ import annotations
+
+from auricle.streaming.agreement import LocalAgreement, TimedWord, join_words, normalize_word
+
+
+def words(*items: tuple[str, float]) -> list[TimedWord]:
+    """Words of 0.3 s each starting at the given times."""
+    return [TimedWord(start, start + 0.3, f" {text}") for text, start in items]
+
+
+def test_first_decode_confirms_nothing():
+    agreement = LocalAgreement()
+    agreement.insert(words(("hello", 0.0), ("world", 0.4)))
+    assert agreement.flush() == []
+    assert join_words(agreement.tentative) == "hello world"
+
+
+def test_common_prefix_of_two_decodes_is_confirmed():
+    # Given a first decode
+    agreement = LocalAgreement()
+    agreement.insert(words(("ask", 0.0), ("not", 0.4), ("what", 0.8)))
+    agreement.flush()
+    # When the second decode agrees on the first two words only
+    agreement.insert(words(("ask", 0.0), ("not,", 0.4), ("when", 0.8), ("your", 1.2)))
+    confirmed = agreement.flush()
+    # Then those two are confirmed (punctuation and case do not matter) and the rest stays tentative
+    assert [normalize_word(w.text) for w in confirmed] == ["ask", "not"]
+    assert join_words(agreement.tentative) == "when your"
+    assert agreement.committed_time == confirmed[-1].end
+
+
+def test_confirmed_words_are_not_confirmed_twice_when_decoded_again():
+    agreement = LocalAgreement()
+    for _ in range(2):
+        agreement.insert(words(("one", 0.0), ("two", 0.4)))
+        agreement.flush()
+    # A later decode of the same buffer repeats the confirmed words, with slightly moved times.
+    agreement.insert(words(("one", 0.05), ("two", 0.35), ("three", 0.8)))
+    assert agreement.flush() == []
+    agreement.insert(words(("one", 0.0), ("two", 0.4), ("three", 0.8), ("four", 1.2)))
+    assert [normalize_word(w.text) for w in agreement.flush()] == ["three"]
+
+
+def test_anchor_finds_the_confirmed_tail_even_when_times_moved():
+    agreement = LocalAgreement(committed_time=2.0, committed_tail=["thy", "sweet", "self"])
+    # Re-decoded confirmed words end 0.6 s before the confirmed time; a time filter alone would keep or drop
+    # the wrong ones.
+    agreement.insert(words(("thy", 0.6), ("sweet", 1.0), ("self", 1.1), ("too", 1.5), ("cruel", 1.9)))
+    assert join_words(agreement.tentative) == ""
+    assert join_words(agreement._new) == "too cruel"
+
+
+def test_without_anchor_words_before_the_confirmed_time_are_dropped():
+    agreement = LocalAgreement(committed_time=1.0, committed_tail=["zebra"])
+    agreement.insert(words(("old", 0.2), ("new", 1.0)))
+    agreement.flush()
+    assert join_words(agreement.tentative) == "new"
+
+
+def test_complete_confirms_everything_or_up_to_a_time():
+    agreement = LocalAgreement()
+    agreement.insert(words(("a", 0.0), ("b", 0.4), ("c", 0.8)))
+    agreement.flush()
+    assert join_words(agreement.complete(upto=0.75)) == "a b"
+    assert join_words(agreement.tentative) == "c"
+    assert join_words(agreement.complete()) == "c"
+    assert agreement.tentative == []

@@ -1,0 +1,125 @@
+"""The streaming loop, driven by a scripted fake transcriber and VAD (no model).
+
+Audio is synthetic: each word is a 0.3 s block of a constant value that encodes its index, words are 0.1 s apart
+and utterances are separated by silence. The fake decoder reads the words back and garbles a word cut off at the
+end of the audio, as Whisper would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from auricle.streaming.agreement import TimedWord
+from auricle.streaming.recognizer import Hypothesis, Phrase, StreamingRecognizer
+
+RATE = 16_000
+WORD_S, GAP_S = 0.3, 0.1
+VOCABULARY = [f"w{i}" for i in range(200)]
+
+
+def synth(utterances: list[int], pause_s: float = 1.5, lead_s: float = 0.5) -> tuple[np.ndarray, list[str]]:
+    """Audio of ``utterances`` (word counts) and the words it holds."""
+    parts = [np.zeros(int(lead_s * RATE), dtype=np.float32)]
+    spoken: list[str] = []
+    for count in utterances:
+        for _ in range(count):
+            index = len(spoken)
+            spoken.append(VOCABULARY[index])
+            parts.append(np.full(int(WORD_S * RATE), 0.5 + index / 1000, dtype=np.float32))
+            parts.append(np.zeros(int(GAP_S * RATE), dtype=np.float32))
+        parts.append(np.zeros(int(pause_s * RATE), dtype=np.float32))
+    return np.concatenate(parts), spoken
+
+
+def _runs(samples: np.ndarray) -> list[tuple[int, int]]:
+    voiced = np.concatenate([[0], (samples != 0).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(voiced))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def fake_decode(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+    words = []
+    for start, end in _runs(samples):
+        index = round((float(samples[start]) - 0.5) * 1000)
+        complete = end - start >= int(WORD_S * RATE) - 1
+        text = f" {VOCABULARY[index]}" if complete else f" {VOCABULARY[index]}~"
+        words.append(TimedWord(start / RATE, end / RATE, text, 0.9))
+    return words
+
+
+def fake_vad(samples: np.ndarray) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for start, end in _runs(samples):
+        if spans and start - spans[-1][1] < 0.5 * RATE:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def run(audio: np.ndarray, chunk_s: float, **kwargs) -> list[Hypothesis | Phrase]:
+    recognizer = StreamingRecognizer(fake_decode, fake_vad, **kwargs)
+    events: list[Hypothesis | Phrase] = []
+    step = int(chunk_s * RATE)
+    for offset in range(0, len(audio), step):
+        events += recognizer.step(audio[offset : offset + step]).events
+    events += recognizer.step(np.zeros(0, dtype=np.float32), final=True).events
+    return events
+
+
+def phrase_text(events: list[Hypothesis | Phrase]) -> list[str]:
+    return " ".join(e.text for e in events if isinstance(e, Phrase)).split()
+
+
+@pytest.mark.parametrize("chunk_s", [0.2, 1.0, 5.0, 30.0])
+def test_every_word_ends_up_in_exactly_one_phrase(chunk_s):
+    # Given three utterances, the second longer than the phrase window
+    audio, spoken = synth([4, 30, 6])
+    # When it is streamed in chunks of any size (real-time frames to a whole backlog)
+    events = run(audio, chunk_s, window_s=5.0)
+    # Then the phrases hold every word once, in order
+    assert phrase_text(events) == spoken
+
+
+def test_hypotheses_come_before_the_phrase_of_an_utterance():
+    audio, spoken = synth([8])
+    events = run(audio, 0.2)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[-1] == "Phrase" and "Hypothesis" in kinds
+    assert kinds.index("Hypothesis") < kinds.index("Phrase")
+    assert phrase_text(events) == spoken
+
+
+def test_silence_produces_no_events():
+    events = run(np.zeros(10 * RATE, dtype=np.float32), 0.2)
+    assert events == []
+
+
+def test_a_long_utterance_gives_phrases_before_it_ends():
+    audio, _ = synth([40])
+    events = run(audio, 0.2, window_s=3.0)
+    phrases = [e for e in events if isinstance(e, Phrase)]
+    assert len(phrases) >= 3
+    assert all(p.end - p.start < 6.0 for p in phrases)
+
+
+def test_offsets_continue_from_the_resume_point():
+    audio, spoken = synth([3])
+    events = run(audio, 0.2, base_s=100.0)
+    phrase = next(e for e in events if isinstance(e, Phrase))
+    assert phrase.start == pytest.approx(100.5, abs=0.05)
+    assert phrase.resume_s >= phrase.end
+    assert phrase.text.split() == spoken
+
+
+def test_resumed_recognizer_does_not_repeat_confirmed_words():
+    # Given a checkpoint taken mid-utterance: words w0-w3 confirmed, ending at 2.1 s
+    audio, spoken = synth([8])
+    recognizer = StreamingRecognizer(
+        fake_decode, fake_vad, base_s=1.5, committed_time=2.1, prompt="w0 w1 w2 w3", window_s=10
+    )
+    # When the audio is sent again from the resume point (1.5 s)
+    events = recognizer.step(audio[int(1.5 * RATE) :], final=True).events
+    # Then only the words after the confirmed ones come out
+    assert phrase_text(events) == spoken[4:]
