@@ -65,21 +65,26 @@ def main() -> None:
 
             def over_http(path: Path) -> None:
                 with open(path, "rb") as f:
-                    response = client.post("/v1/audio/transcriptions", files={"file": (path.name, f)},
-                                           data={"model": args.model})
+                    response = client.post(
+                        "/v1/audio/transcriptions", files={"file": (path.name, f)}, data={"model": args.model}
+                    )
                 response.raise_for_status()
 
             def direct(path: Path) -> None:
                 runtime.transcribe(path, options)
 
             print(f"model {args.model}, {len(jobs)} requests of {sum(d for _, d in jobs):.0f} s audio in total")
-            print(f"{'clients':>8} | {'HTTP x RT':>10}{'p50 s':>8}{'p95 s':>8} | {'direct x RT':>12}{'p50 s':>8}"
-                  f"{'p95 s':>8} | {'HTTP/direct':>11}")
+            print(
+                f"{'clients':>8} | {'HTTP x RT':>10}{'p50 s':>8}{'p95 s':>8} | {'direct x RT':>12}{'p50 s':>8}"
+                f"{'p95 s':>8} | {'HTTP/direct':>11}"
+            )
             for clients in (1, 2, 4, 8):
                 h = run(clients, jobs, over_http)
                 d = run(clients, jobs, direct)
-                print(f"{clients:>8} | {h[0]:>10.2f}{h[1]:>8.2f}{h[2]:>8.2f} | {d[0]:>12.2f}{d[1]:>8.2f}{d[2]:>8.2f}"
-                      f" | {h[0] / d[0]:>11.2f}")
+                print(
+                    f"{clients:>8} | {h[0]:>10.2f}{h[1]:>8.2f}{h[2]:>8.2f} | {d[0]:>12.2f}{d[1]:>8.2f}{d[2]:>8.2f}"
+                    f" | {h[0] / d[0]:>11.2f}"
+                )
         finally:
             server.stop()
 

@@ -91,7 +91,7 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
         settings.default_model = args.model
     if args.threads:
         settings.cpu_threads = args.threads
-    runtime = Runtime(settings, workers=1)
+    runtime = Runtime(settings)
     options = TranscribeOptions(
         model=args.model,
         language=args.language,

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.conftest import CORPUS, english_with_reference, free_port, normalise, wer
+from conftest import CORPUS, english_with_reference, free_port, normalise, wer
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -156,11 +156,12 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory):
-    """Small limits: 2 sessions, 64 kB frames."""
+    """Small limits: 2 sessions, 64 kB frames, a 6 s audio buffer."""
     srv = start(
         tmp_path_factory.mktemp("strict"),
         AURICLE_STREAMING__SESSION_LIMIT="2",
         AURICLE_STREAMING__MAX_FRAME_BYTES="65536",
+        AURICLE_STREAMING__BUFFER_S="6",
     )
     yield srv
     srv.stop()
@@ -261,3 +262,147 @@ def test_resampled_input_is_recognised(server, audio):
     config = {"sample_rate": 44100}
     result = asyncio.run(stream(server.ws_url, pcm_frames(samples, rate=44100), config=config))
     assert "ask not what your country" in normalise(result.final_text or "")
+
+
+# -- (b) resume on another server process ----------------------------------------------------------------------------
+
+
+def test_resume_on_a_new_server_after_kill(tmp_path, server, audio):
+    entry_id = "en_librivox_sonnet001"
+    samples = audio[entry_id]
+    frames = pcm_frames(samples)
+    # Given an uninterrupted session's transcript
+    whole = asyncio.run(stream(server.ws_url, frames)).final_text or ""
+    # And a session on another server that is killed (-9) once a checkpoint past 10 s arrived
+    first = start(tmp_path / "a")
+    partial = asyncio.run(stream(first.ws_url, frames, stop_after_checkpoint_ms=10_000))
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    checkpoint = partial.checkpoints[-1]
+    assert checkpoint["backend_model_id"] == "tiny.en" and checkpoint["full_transcript"]
+    # When a new server process gets the checkpoint and the audio from its last_audio_ms on
+    second = start(tmp_path / "b")
+    try:
+        rest = samples[checkpoint["last_audio_ms"] * 16 :]
+        resumed = asyncio.run(stream(second.ws_url, pcm_frames(rest), config={"resume_checkpoint": checkpoint}))
+    finally:
+        second.stop()
+    # Then offsets continue and the transcript matches the uninterrupted one (allowing in-flight words)
+    phrases = [m["payload"] for m in resumed.of("speech.phrase") if m["payload"]["status"] == "Success"]
+    assert phrases and phrases[0]["offset"] >= checkpoint["last_audio_ms"] - 1000
+    assert resumed.final_text and resumed.final_text.startswith(checkpoint["full_transcript"])
+    assert wer([whole], [resumed.final_text]) <= 0.1, (whole, resumed.final_text)
+
+
+# -- (c) errors ------------------------------------------------------------------------------------------------------
+
+
+async def first_error(url: str, sends: list[str | bytes]) -> str | None:
+    """Send frames on a new connection; the code of the first ``speech.error`` (acks are skipped)."""
+    async with websockets.connect(url, max_size=None) as ws:
+        for item in sends:
+            await ws.send(item)
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if message["type"] == "speech.error":
+                return message["payload"]["code"]
+
+
+def config_message(**payload) -> str:
+    return json.dumps({"type": "speech.config", "payload": payload})
+
+
+ERROR_CASES = {
+    "audio before config": ([b"\x00\x00" * 100], "INVALID_STATE"),
+    "bad json": (["{not json"], "INVALID_MESSAGE"),
+    "unknown type": ([json.dumps({"type": "speech.dance", "payload": {}})], "INVALID_MESSAGE"),
+    "sample rate out of range": ([config_message(sample_rate=100)], "INVALID_MESSAGE"),
+    "overlap not below window": (
+        [config_message(window_duration_ms=1000, overlap_duration_ms=1000)],
+        "INVALID_MESSAGE",
+    ),
+    "unknown encoding": ([config_message(encoding="flac")], "INVALID_MESSAGE"),
+    "unknown model": ([config_message(model_id="no-such-model")], "INVALID_MESSAGE"),
+    "second config": ([config_message(), config_message()], "INVALID_STATE"),
+    "odd-length pcm": ([config_message(), b"\x00" * 301], "AUDIO_ERROR"),
+    "oversized frame": ([config_message(), b"\x00" * 70_000], "INVALID_MESSAGE"),
+    "corrupt opus": ([config_message(encoding="opus", sample_rate=48000), b"\x03\x00"], "AUDIO_ERROR"),
+    "end before config": ([json.dumps({"type": "speech.end"})], "INVALID_STATE"),
+}
+
+
+def test_errors_have_documented_codes_while_another_session_keeps_working(strict_server, audio):
+    async def scenario():
+        healthy = asyncio.create_task(stream(strict_server.ws_url, pcm_frames(audio["en_jfk_inaugural"])))
+        codes = {}
+        for name, (sends, _) in ERROR_CASES.items():
+            codes[name] = await first_error(strict_server.ws_url, sends)
+        return codes, await healthy
+
+    codes, healthy = asyncio.run(scenario())
+    assert codes == {name: code for name, (_, code) in ERROR_CASES.items()}
+    # The healthy client sends without pacing into a 6 s buffer: it is told to slow down, then that all is
+    # well again, and it still gets its whole transcript.
+    actions = [m["payload"]["action"] for m in healthy.of("speech.backpressure")]
+    assert actions[:2] == ["slow_down", "ok"], actions
+    assert "ask not what your country" in normalise(healthy.final_text or "")
+
+
+def test_session_survives_errors_and_limit_is_enforced(strict_server):
+    async def scenario():
+        async with websockets.connect(strict_server.ws_url) as one, websockets.connect(strict_server.ws_url) as two:
+            await one.send("{oops")
+            error = json.loads(await one.recv())
+            await one.send(config_message())
+            ack = json.loads(await one.recv())
+            await two.send(config_message())
+            await two.recv()
+            async with websockets.connect(strict_server.ws_url) as three:
+                refused = json.loads(await three.recv())
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(three.recv(), 10)
+        return error, ack, refused
+
+    error, ack, refused = asyncio.run(scenario())
+    assert error["payload"]["code"] == "INVALID_MESSAGE"
+    assert ack["type"] == "speech.config.ack" and ack["payload"]["session_id"] == ack["session_id"]
+    assert refused["type"] == "speech.error" and refused["payload"]["code"] == "SESSION_LIMIT"
+
+
+# -- (d) authentication ----------------------------------------------------------------------------------------------
+
+
+def test_api_key_is_required_before_the_upgrade(tmp_path):
+    secured = start(tmp_path, AURICLE_API_KEYS="secret")
+    try:
+
+        async def status(url: str, headers: dict | None = None) -> int:
+            try:
+                async with websockets.connect(url, additional_headers=headers or {}) as ws:
+                    await ws.send(config_message())
+                    assert json.loads(await ws.recv())["type"] == "speech.config.ack"
+                    return 101
+            except websockets.InvalidStatus as exc:
+                return exc.response.status_code
+
+        assert asyncio.run(status(secured.ws_url)) == 401
+        assert asyncio.run(status(secured.ws_url, {"Authorization": "Bearer wrong"})) == 401
+        assert asyncio.run(status(secured.ws_url + "?api_key=secret")) == 401
+        assert asyncio.run(status(secured.ws_url, {"Authorization": "Bearer secret"})) == 101
+    finally:
+        secured.stop()
+
+
+# -- the CLI helper --------------------------------------------------------------------------------------------------
+
+
+def test_cli_stream_file_prints_finals_and_returns_the_transcript(server):
+    import io
+
+    from auricle.cli_stream import stream_file
+
+    out = io.StringIO()
+    text = stream_file(server.ws_url, str(CORPUS / "audio" / "jfk.flac"), fast=True, model=None, api_key=None, out=out)
+    assert "ask not what your country" in normalise(text)
+    finals = [line.rsplit("\r", 1)[-1] for line in out.getvalue().split("\n")]
+    assert normalise(" ".join(finals)) == normalise(text)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from faster_whisper import BatchedInferencePipeline
 
 from auricle.engine.protocols import LanguageGuess
 from auricle.engine.types import SAMPLE_RATE, Segment, SpeechSpan, TranscribeOptions, Word
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 _WINDOW_S = 30.0
 # Decoding goes through pieces of this length so the feature matrix never covers a whole long file.
-_PIECE_S = 300.0
+_PIECE_S = 120.0
 # Speech (per VAD) this long without any recognised word is decoded again.
 _GAP_S = 1.5
 _WORD_MARGIN_S = 0.3
@@ -59,17 +61,22 @@ class FasterWhisperTranscriber:
     """
 
     def __init__(
-        self, model: Any, name: str, *, beam_size: int = 5, batch_size: int = 8, batched_min_s: float = 90.0
+        self,
+        model: Any,
+        name: str,
+        *,
+        beam_size: int = 5,
+        batch_size: int = 4,
+        batched_min_s: float = 90.0,
+        parallel: int = 1,
     ) -> None:
-        from faster_whisper import BatchedInferencePipeline
-
         self.model = model
         self.name = name
         self.beam_size = beam_size
         self.batch_size = batch_size
         self.batched_min_s = batched_min_s
+        self.parallel = max(1, parallel)
         self.multilingual: bool = bool(model.model.is_multilingual)
-        self._batched = BatchedInferencePipeline(model)
 
     @classmethod
     def load(
@@ -100,7 +107,9 @@ class FasterWhisperTranscriber:
         logger.info(
             "model %s on %s (%s), %d thread(s) x %d worker(s)", name, device, compute_type, cpu_threads, workers
         )
-        return cls(model, name, beam_size=beam_size, batch_size=batch_size, batched_min_s=batched_min_s)
+        return cls(
+            model, name, beam_size=beam_size, batch_size=batch_size, batched_min_s=batched_min_s, parallel=workers
+        )
 
     def detect_language(self, samples: np.ndarray) -> LanguageGuess:
         """Guess the language from the first 30 s."""
@@ -169,24 +178,31 @@ class FasterWhisperTranscriber:
             args["temperature"] = args["temperature"][0]
         # Batched windows come back as one segment each; aligned words let us split them into sentences.
         args["word_timestamps"] = True
-        index = 0
-        for piece_start, piece_end in _pieces(spans, len(samples) / SAMPLE_RATE):
+
+        def decode_piece(piece: tuple[float, float]) -> list[Word]:
+            piece_start, piece_end = piece
             offset = int(piece_start * SAMPLE_RATE)
-            segments, _info = self._batched.transcribe(
+            # A pipeline per call: it keeps per-call state (the last speech timestamp) on itself.
+            segments, _info = BatchedInferencePipeline(self.model).transcribe(
                 samples[offset : int(piece_end * SAMPLE_RATE)],
                 language=language,
                 batch_size=self.batch_size,
                 vad_filter=True,
                 **args,
             )
-            decoded = list(segments)
-            words = [_word(w, piece_start) for d in decoded for w in (d.words or [])]
+            words = [_word(w, piece_start) for d in segments for w in (d.words or [])]
             inside = [s for s in spans if piece_start <= s.start < piece_end]
-            words = sorted(words + self._repair(samples, inside, words, language, args), key=lambda w: w.start)
-            for segment in _sentences(words, decoded[0] if decoded else None, options.word_timestamps):
-                segment.id = index
-                index += 1
-                yield segment
+            return sorted(words + self._repair(samples, inside, words, language, args), key=lambda w: w.start)
+
+        # Pieces are decoded by up to ``parallel`` threads at once (one CTranslate2 worker each, one thread per
+        # worker: on CPU that beats one decode using every core), and yielded in order.
+        index = 0
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="piece") as pool:
+            for words in pool.map(decode_piece, _pieces(spans, len(samples) / SAMPLE_RATE)):
+                for segment in _sentences(words, options.word_timestamps):
+                    segment.id = index
+                    index += 1
+                    yield segment
 
     def _repair(
         self, samples: np.ndarray, spans: list[SpeechSpan], words: list[Word], language: str, args: dict[str, Any]
@@ -280,7 +296,7 @@ def _uncovered(spans: list[SpeechSpan], words: list[Word]) -> list[tuple[float, 
     return regions
 
 
-def _sentences(words: list[Word], stats: Any, keep_words: bool) -> Iterator[Segment]:
+def _sentences(words: list[Word], keep_words: bool) -> Iterator[Segment]:
     """Split a window's words into sentence-like segments (at sentence ends, long pauses, or a length cap)."""
     current: list[Word] = []
     for i, word in enumerate(words):
@@ -297,10 +313,6 @@ def _sentences(words: list[Word], stats: Any, keep_words: bool) -> Iterator[Segm
                 end=current[-1].end,
                 text="".join(w.word for w in current).strip(),
                 words=current if keep_words else [],
-                avg_logprob=float(stats.avg_logprob) if stats else 0.0,
-                no_speech_prob=float(stats.no_speech_prob) if stats else 0.0,
-                compression_ratio=float(stats.compression_ratio) if stats else 0.0,
-                temperature=float(stats.temperature or 0.0) if stats else 0.0,
             )
             current = []
 

@@ -64,7 +64,9 @@ def whisper_decoder(
             vad_filter=False,
             condition_on_previous_text=False,
             initial_prompt=prompt or None,
-            temperature=[0.0, 0.4, 0.8],
+            # Temperature fallback re-decodes up to three times; a tentative decode of audio cut mid-word often
+            # trips it, and it is decoded again a moment later anyway.
+            temperature=[0.0, 0.4, 0.8] if final else 0.0,
         )
         words = [
             TimedWord(float(w.start), float(w.end), w.word, float(w.probability))

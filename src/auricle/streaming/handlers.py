@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
@@ -25,7 +25,7 @@ from auricle.streaming.protocol import (
     EndMessage,
     ProtocolError,
 )
-from auricle.streaming.session import StreamSession, TranscriptLimitError
+from auricle.streaming.session import ENDPOINT_MS, StreamSession, TranscriptLimitError
 
 if TYPE_CHECKING:
     from auricle.streaming.endpoint import StreamingHub
@@ -34,12 +34,9 @@ __all__ = ["HANDLERS", "Connection", "handle_audio", "handler"]
 
 logger = logging.getLogger(__name__)
 
-M = TypeVar("M", ConfigMessage, EndMessage)
 Handler = Callable[["Connection", Any], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
 """Message type -> handler."""
-
-_ENDPOINT_MS = 500
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:
@@ -159,7 +156,7 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
             INVALID_MESSAGE, f"language: model '{name}' is English-only; use a multilingual model such as 'base'"
         )
     decode = whisper_decoder(transcriber, language, beam_size=1, final_beam_size=2)
-    session = StreamSession(config, name, settings.streaming, decode, silero_vad(_ENDPOINT_MS))
+    session = StreamSession(config, name, settings.streaming, decode, silero_vad(ENDPOINT_MS))
     conn.session = session
     conn.hub.scheduler.register(session, conn.deliver)
     logger.info(

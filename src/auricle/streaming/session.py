@@ -25,13 +25,15 @@ from auricle.streaming.audio import TARGET_RATE, FrameDecoder
 from auricle.streaming.protocol import ConfigPayload
 from auricle.streaming.recognizer import DecodeFn, Phrase, StreamingRecognizer, VadFn
 
-__all__ = ["StreamSession", "TranscriptLimitError"]
+__all__ = ["ENDPOINT_MS", "StreamSession", "TranscriptLimitError"]
 
 logger = logging.getLogger(__name__)
 
 _INTERVAL_S = 1.0  # re-decode the tail after this much new audio (when keeping up)
-_ENDPOINT_MS = 500
-_MAX_STEP_S = 5.0  # most new audio one step takes (a backlog is worked off in steps of this size)
+ENDPOINT_MS = 500
+"""Silence (ms) that can end an utterance; the VAD's minimum silence."""
+# Most new audio one step takes: a backlog is worked off in big steps, which see whole utterances.
+_MAX_STEP_S = 10.0
 
 
 class TranscriptLimitError(Exception):
@@ -69,7 +71,7 @@ class StreamSession:
             window_s=self.window_s,
             overlap_s=config.overlap_duration_ms / 1000,
             interval_s=_INTERVAL_S,
-            endpoint_s=_ENDPOINT_MS / 1000,
+            endpoint_s=ENDPOINT_MS / 1000,
             max_buffer_s=limits.buffer_s * 0.8,
             committed_time=self._last_text_offset_ms / 1000,
             prompt=self._transcript,
@@ -143,7 +145,7 @@ class StreamSession:
     def run_step(self) -> list[dict[str, Any]]:
         """Run one recognition step and return the server messages it produced (thread-safe per session)."""
         with self._lock:
-            limit = round(min(self.window_s, _MAX_STEP_S) * TARGET_RATE)
+            limit = round(_MAX_STEP_S * TARGET_RATE)
             taken: list[np.ndarray] = []
             count = 0
             while self._pending and count < limit:
