@@ -43,7 +43,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=30,
-        ws_max_size=settings.streaming.max_frame_bytes,
+        # A little above the frame limit, so an oversized frame gets INVALID_MESSAGE rather than a bare close.
+        ws_max_size=settings.streaming.max_frame_bytes + 1024 * 1024,
     )
     return 0
 
