@@ -214,6 +214,32 @@ def test_unpaced_stream_matches_batch_accuracy(server, audio, batch_text, entry_
     assert result.checkpoints[-1]["full_transcript"] == result.final_text
 
 
+PACED_GAP = pytest.mark.xfail(
+    strict=False,
+    reason="known gap (issue 6 stays open): at real-time pace a continuous 53 s reading is emitted in 5 s windows "
+    "of greedy LocalAgreement words, about 4 WER points worse than batch",
+)
+
+
+@pytest.mark.parametrize(
+    "entry_id",
+    [
+        pytest.param(e, marks=PACED_GAP) if e == "en_librivox_sonnet001" else e
+        for e in EN_IDS
+        if e != "en_jfk_inaugural"
+    ],
+)
+def test_real_time_paced_stream_matches_batch_accuracy(server, audio, batch_text, entry_id):
+    # Given a client that sends audio at real-time pace (as a microphone would)
+    result = asyncio.run(stream(server.ws_url, pcm_frames(audio[entry_id]), pace_s=FRAME_MS / 1000))
+    # Then the final transcript is within 2 WER points of the batch transcription with the same model
+    reference = ENTRIES[entry_id]["reference"]
+    streamed, batch = wer([reference], [result.final_text or ""]), wer([reference], [batch_text[entry_id]])
+    print(f"{entry_id} (real time): stream WER {streamed:.3f}, batch WER {batch:.3f}")
+    assert streamed <= batch + 0.02 + 1e-9, (result.final_text, batch_text[entry_id])
+    assert result.of("speech.hypothesis"), "partial results arrive while audio is still being sent"
+
+
 def test_real_time_stream_gives_hypotheses_then_phrases(server, audio, batch_text):
     entry_id = "en_jfk_inaugural"
     result = asyncio.run(stream(server.ws_url, pcm_frames(audio[entry_id]), pace_s=FRAME_MS / 1000))

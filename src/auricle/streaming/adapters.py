@@ -40,7 +40,7 @@ def silero_vad(endpoint_ms: int, threshold: float = 0.5) -> VadFn:
 
 
 def whisper_decoder(
-    transcriber: Any, language: str | None, *, beam_size: int = 1, final_beam_size: int = 2
+    transcriber: Any, language: str | None, *, beam_size: int = 1, final_beam_size: int = 5
 ) -> DecodeFn:
     """A decode function over a :class:`~auricle.engine.transcribe.FasterWhisperTranscriber`.
 

@@ -155,7 +155,7 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
         raise ProtocolError(
             INVALID_MESSAGE, f"language: model '{name}' is English-only; use a multilingual model such as 'base'"
         )
-    decode = whisper_decoder(transcriber, language, beam_size=1, final_beam_size=2)
+    decode = whisper_decoder(transcriber, language, beam_size=1, final_beam_size=5)
     session = StreamSession(config, name, settings.streaming, decode, silero_vad(ENDPOINT_MS))
     conn.session = session
     conn.hub.scheduler.register(session, conn.deliver)
