@@ -61,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp), {"AURICLE_DEFAULT_MODEL": args.model, "AURICLE_MAX_QUEUE": "64"})
         try:
-            client = server.client(timeout=600, limits=None)
+            client = server.client(timeout=600)
 
             def over_http(path: Path) -> None:
                 with open(path, "rb") as f:
