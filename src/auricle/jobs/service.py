@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -74,6 +75,7 @@ class JobTranscriptionService:
         self._runner: JobRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._saturation: tuple[float, tuple[int, int]] = (0.0, (0, settings.max_queue + settings.workers))
+        self._admission = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -176,15 +178,19 @@ class JobTranscriptionService:
                 and the spooled files are deleted). Room is ``max_queue`` plus one per worker, as in the local
                 service: a job taken at once by an idle worker is queued only for a moment.
         """
-        queued = self.queue.counts().get("queued", 0)
-        if queued + len(files) > self._room:
-            for path, _ in files:
-                path.unlink(missing_ok=True)
-            raise QueueFullError(f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later")
-        jobs = [
-            self.queue.enqueue(path, filename=name, options=options.to_dict(), session=session, ephemeral=ephemeral)
-            for path, name in files
-        ]
+        # Check and enqueue under one lock, or concurrent submits would all see the same free room.
+        with self._admission:
+            queued = self.queue.counts().get("queued", 0)
+            if queued + len(files) > self._room:
+                for path, _ in files:
+                    path.unlink(missing_ok=True)
+                raise QueueFullError(
+                    f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later"
+                )
+            jobs = [
+                self.queue.enqueue(path, filename=name, options=options.to_dict(), session=session, ephemeral=ephemeral)
+                for path, name in files
+            ]
         self._saturation = (0.0, self._saturation[1])
         return jobs
 
