@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         default_factory=default_workers, ge=1, description="Transcriptions run at the same time (default: CPU cores)."
     )
     batch_size: int = Field(
-        2, ge=1, description="30 s windows decoded together per long-file piece (measured: 2 x 2 parallel pieces)."
+        1, ge=1, description="Windows decoded together per long-file piece (pieces run in parallel; 1 measured best)."
     )
     beam_size: int = Field(5, ge=1, le=20, description="Beam size for decoding.")
     batched_min_s: float = Field(

@@ -66,7 +66,7 @@ class FasterWhisperTranscriber:
         name: str,
         *,
         beam_size: int = 5,
-        batch_size: int = 4,
+        batch_size: int = 1,
         batched_min_s: float = 90.0,
         parallel: int = 1,
     ) -> None:
@@ -89,7 +89,7 @@ class FasterWhisperTranscriber:
         cpu_threads: int = 1,
         workers: int = 1,
         beam_size: int = 5,
-        batch_size: int = 8,
+        batch_size: int = 1,
         batched_min_s: float = 90.0,
     ) -> FasterWhisperTranscriber:
         """Load a CTranslate2 model directory; ``workers`` is how many threads may decode at once."""
