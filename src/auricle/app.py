@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from auricle import metrics
 from auricle.api.auth import AuthGuard
 from auricle.api.errors import install_error_handlers
 from auricle.api.middleware import RequestMiddleware
@@ -47,10 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 names = list(dict.fromkeys([settings.default_model, *settings.preload_models]))
                 for name in names:
                     await asyncio.to_thread(runtime.models.get, name)
-                    metrics.MODEL_LOAD_SECONDS.labels(runtime.registry.canonical(name)).set(
-                        runtime.models.loaded().get(runtime.registry.canonical(name), 0.0)
-                    )
-                metrics.MODELS_LOADED.set(len(runtime.models.loaded()))
             except Exception:
                 logger.exception("loading the default model failed")
             finally:

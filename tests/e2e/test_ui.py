@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CORPUS, ROOT, Server, normalise, start_server
+from support import CORPUS, ROOT, Server, normalise, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import CORPUS, normalise, start_server
+from support import CORPUS, normalise, start_server
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, ROOT, normalise
+from support import CORPUS, ROOT, normalise
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

@@ -11,8 +11,8 @@ import wave
 import numpy as np
 import pytest
 
-from conftest import CORPUS
 from diarization_synth import flite_available, make_conversation
+from support import CORPUS
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -32,9 +32,17 @@ def two_speakers(tmp_path_factory) -> bytes:
 
 
 def test_speakr_request_finds_two_speakers_with_embeddings(server, two_speakers):
-    params = {"encode": "true", "task": "transcribe", "output": "json", "diarize": "true",
-              "enable_diarization": "true", "min_speakers": "1", "max_speakers": "4", "model": "tiny.en",
-              "return_speaker_embeddings": "true"}
+    params = {
+        "encode": "true",
+        "task": "transcribe",
+        "output": "json",
+        "diarize": "true",
+        "enable_diarization": "true",
+        "min_speakers": "1",
+        "max_speakers": "4",
+        "model": "tiny.en",
+        "return_speaker_embeddings": "true",
+    }
     with server.client() as client:
         response = client.post("/asr", params=params, files={"audio_file": ("meeting.wav", two_speakers)})
     assert response.status_code == 200, response.text
@@ -48,24 +56,32 @@ def test_speakr_request_finds_two_speakers_with_embeddings(server, two_speakers)
 
 def test_one_speaker_file_is_not_split(server):
     with server.client() as client, open(CORPUS / "audio" / "librivox_sonnet001.mp3", "rb") as f:
-        response = client.post("/asr", params={"diarize": "true", "model": "tiny.en"},
-                               files={"audio_file": ("sonnet.mp3", f)})
+        response = client.post(
+            "/asr", params={"diarize": "true", "model": "tiny.en"}, files={"audio_file": ("sonnet.mp3", f)}
+        )
     assert {s["speaker"] for s in response.json()["segments"]} == {"SPEAKER_00"}
 
 
-@pytest.mark.parametrize("output,marker", [("srt", "[SPEAKER_0"), ("vtt", "<v SPEAKER_0"), ("tsv", "\tspeaker"),
-                                           ("txt", "SPEAKER_01:")])
+@pytest.mark.parametrize(
+    "output,marker", [("srt", "[SPEAKER_0"), ("vtt", "<v SPEAKER_0"), ("tsv", "\tspeaker"), ("txt", "SPEAKER_01:")]
+)
 def test_subtitle_outputs_carry_speakers(server, two_speakers, output, marker):
     with server.client() as client:
-        response = client.post("/asr", params={"diarize": "true", "output": output, "model": "tiny.en"},
-                               files={"audio_file": ("meeting.wav", two_speakers)})
+        response = client.post(
+            "/asr",
+            params={"diarize": "true", "output": output, "model": "tiny.en"},
+            files={"audio_file": ("meeting.wav", two_speakers)},
+        )
     assert response.status_code == 200 and marker in response.text
 
 
 def test_openai_diarized_json(server, two_speakers):
     with server.client() as client:
-        response = client.post("/v1/audio/transcriptions", data={"model": "tiny.en",
-                               "response_format": "diarized_json"}, files={"file": ("m.wav", two_speakers)})
+        response = client.post(
+            "/v1/audio/transcriptions",
+            data={"model": "tiny.en", "response_format": "diarized_json"},
+            files={"file": ("m.wav", two_speakers)},
+        )
     assert response.status_code == 200, response.text
     segments = response.json()["segments"]
     assert {s["type"] for s in segments} == {"transcript.text.segment"}
@@ -74,8 +90,9 @@ def test_openai_diarized_json(server, two_speakers):
 
 def test_stereo_call_is_split_per_channel(server):
     with server.client() as client, open(CORPUS / "audio" / "stereo_two_speakers.wav", "rb") as f:
-        body = client.post("/asr", params={"diarize": "true", "model": "tiny.en"},
-                           files={"audio_file": ("call.wav", f)}).json()
+        body = client.post(
+            "/asr", params={"diarize": "true", "model": "tiny.en"}, files={"audio_file": ("call.wav", f)}
+        ).json()
     by_speaker = {}
     for segment in body["segments"]:
         by_speaker.setdefault(segment["speaker"], []).append(segment["text"].lower())
@@ -86,7 +103,11 @@ def test_stereo_call_is_split_per_channel(server):
 def test_cli_diarize(tmp_path, two_speakers):
     path = tmp_path / "meeting.wav"
     path.write_bytes(two_speakers)
-    result = subprocess.run([sys.executable, "-m", "auricle", "transcribe", str(path), "--diarize", "--model",
-                             "tiny.en", "-o", "text"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "auricle", "transcribe", str(path), "--diarize", "--model", "tiny.en", "-o", "text"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "SPEAKER_00:" in result.stdout and "SPEAKER_01:" in result.stdout

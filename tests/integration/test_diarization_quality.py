@@ -18,8 +18,8 @@ from auricle.engine.decode import decode
 from auricle.engine.diarize import ResemblyzerDiarizer
 from auricle.engine.types import SpeakerTurn
 
-from conftest import CORPUS
 from diarization_synth import VOICES, Conversation, flite_available, make_conversation, speech_spans
+from support import CORPUS
 
 pytestmark = [
     pytest.mark.slow,

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import websockets
 
-from conftest import CORPUS, english_with_reference, free_port, normalise, wer
+from support import CORPUS, english_with_reference, free_port, normalise, wer
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 

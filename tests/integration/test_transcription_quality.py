@@ -9,7 +9,7 @@ import pytest
 from auricle.engine.decode import decode
 from auricle.engine.types import Audio, TranscribeOptions
 
-from conftest import english_with_reference, normalise, wer
+from support import english_with_reference, normalise, wer
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

@@ -62,8 +62,17 @@ def test_public_modules_declare_all():
 
 
 def test_engine_and_models_never_import_web_or_queue_code():
-    forbidden = ("fastapi", "starlette", "redis", "dramatiq", "uvicorn", "auricle.api", "auricle.jobs",
-                 "auricle.streaming", "auricle.app")
+    forbidden = (
+        "fastapi",
+        "starlette",
+        "redis",
+        "dramatiq",
+        "uvicorn",
+        "auricle.api",
+        "auricle.jobs",
+        "auricle.streaming",
+        "auricle.app",
+    )
     for folder in ("engine", "models"):
         for path in (ROOT / "src" / "auricle" / folder).rglob("*.py"):
             tree = ast.parse(path.read_text())

@@ -17,7 +17,7 @@ from auricle.engine.diarize import ResemblyzerDiarizer, assign_speakers, diarize
 from auricle.engine.types import Segment, SpeakerTurn, SpeechSpan, Word
 from auricle.errors import InvalidRequestError
 
-from conftest import CORPUS
+from support import CORPUS
 
 FIXTURE = Path(__file__).resolve().parents[2] / "data" / "resemblyzer_reference.json"
 
