@@ -83,6 +83,10 @@ class Server:
     data_dir: Path
     log: Path
 
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/transcribe"
+
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 120), **kwargs)
 

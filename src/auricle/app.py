@@ -56,12 +56,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm_task = asyncio.create_task(warm()) if needs_model else None
         if not needs_model:
             app.state.model_ready.set()
+
+        async def evict_idle_models() -> None:
+            while True:
+                await asyncio.sleep(min(30.0, settings.model_idle_ttl_s))
+                await asyncio.to_thread(runtime.models.evict_idle)
+
+        evict_task = asyncio.create_task(evict_idle_models()) if settings.model_idle_ttl_s > 0 else None
         await app.state.service.start()
         try:
             yield
         finally:
-            if warm_task:
-                warm_task.cancel()
+            for task in (warm_task, evict_task):
+                if task:
+                    task.cancel()
             await app.state.service.close()
 
     app = FastAPI(

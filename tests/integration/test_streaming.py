@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import websockets
 
-from support import CORPUS, english_with_reference, free_port, normalise, wer
+from support import CORPUS, Server, english_with_reference, normalise, start_server, wer
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -100,51 +95,9 @@ def pcm_frames(samples: np.ndarray, rate: int = 16000, frame_ms: int = FRAME_MS)
 # -- server processes ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ServerProcess:
-    port: int
-    process: subprocess.Popen
-    log: Path
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/transcribe"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
-def start(data_dir: Path, **env: str) -> ServerProcess:
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / f"server-{port}.log"
-    full_env = {
-        **os.environ,
-        "AURICLE_DATA_DIR": str(data_dir),
-        "AURICLE_DEFAULT_MODEL": "tiny.en",
-        **env,
-    }
-    command = [sys.executable, "-m", "uvicorn", "auricle.app:create_app", "--factory", "--port", str(port)]
-    process = subprocess.Popen(command, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    server = ServerProcess(port, process, log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
+def start(data_dir: Path, **env: str) -> Server:
+    """A real server with tiny.en as its default model (the shared starter; /health is enough here)."""
+    return start_server(data_dir, {"AURICLE_DEFAULT_MODEL": "tiny.en", **env}, wait_ready=False)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from auricle.errors import AudioDecodeError, InvalidRequestError
 
-__all__ = ["save_body", "save_upload"]
+__all__ = ["save_upload"]
 
 _CHUNK = 1024 * 1024
 
@@ -48,18 +46,4 @@ async def save_upload(upload: UploadFile | None, spool_dir: Path, *, field: str 
     if size == 0:
         path.unlink(missing_ok=True)
         raise AudioDecodeError("the uploaded file is empty")
-    return path
-
-
-async def save_body(chunks: object, spool_dir: Path) -> Path:
-    """Write an async iterator of bytes (a raw request body) to a spool file."""
-    fd, name = tempfile.mkstemp(dir=spool_dir, prefix="raw-")
-    path = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            async for chunk in chunks:  # type: ignore[attr-defined]
-                out.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
     return path

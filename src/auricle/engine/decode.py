@@ -16,7 +16,7 @@ import numpy as np
 from auricle.engine.types import SAMPLE_RATE, Audio
 from auricle.errors import AudioDecodeError, TooLargeError
 
-__all__ = ["decode", "decode_pcm_s16le", "probe_duration"]
+__all__ = ["decode", "decode_pcm_s16le"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,20 +115,6 @@ def decode_pcm_s16le(data: bytes, *, max_seconds: float | None = None) -> Audio:
     if max_seconds and len(samples) > max_seconds * SAMPLE_RATE:
         raise TooLargeError(f"audio is longer than the limit of {max_seconds:.0f} seconds", param="file")
     return Audio(samples=samples)
-
-
-def probe_duration(source: str | Path) -> float | None:
-    """The container's stated duration in seconds, when it states one (cheap; no decoding)."""
-    try:
-        with av.open(str(source), metadata_errors="ignore") as container:
-            if container.duration:
-                return float(container.duration) / av.time_base
-            if container.streams.audio and container.streams.audio[0].duration:
-                stream = container.streams.audio[0]
-                return float(stream.duration * stream.time_base)
-    except (av.FFmpegError, OSError, ValueError):
-        return None
-    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -72,3 +72,19 @@ def test_split_model_is_assembled_once_atomically_by_concurrent_processes(tmp_pa
     assert not list(target.glob("*.tmp")), "no temporary files are left behind"
     for name in ("config.json", "tokenizer.json"):
         assert (target / name).is_file()
+
+
+def test_manager_loads_once_and_evicts_idle_models(registry):
+    import time
+
+    from auricle.models.manager import ModelManager
+
+    loads = []
+    manager = ModelManager(registry, lambda name, path: loads.append(name) or object(), idle_ttl_s=0.05)
+    first = manager.get("whisper-1")
+    assert manager.get("base") is first and loads == ["base"]
+    with manager.use("base"):
+        time.sleep(0.1)
+        assert manager.evict_idle() == []  # borrowed models stay
+    time.sleep(0.1)
+    assert manager.evict_idle() == ["base"] and not manager.is_loaded("base")
