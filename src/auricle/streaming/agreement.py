@@ -63,6 +63,11 @@ class LocalAgreement:
         """The latest hypothesis after the confirmed words (not yet confirmed)."""
         return list(self._previous)
 
+    @property
+    def pending(self) -> list[TimedWord]:
+        """The newest hypothesis after the confirmed words (what :meth:`complete` would confirm)."""
+        return list(self._new or self._previous)
+
     def insert(self, words: list[TimedWord]) -> None:
         """Take a new decode (absolute times) covering the buffer; drops words already confirmed.
 

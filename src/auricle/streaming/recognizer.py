@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from auricle.streaming.agreement import LocalAgreement, TimedWord, join_words
+from auricle.streaming.agreement import LocalAgreement, TimedWord, join_words, normalize_word
 
 __all__ = ["DecodeFn", "Hypothesis", "Phrase", "StepResult", "StreamingRecognizer", "VadFn"]
 
@@ -29,10 +29,12 @@ VadFn = Callable[[np.ndarray], list[tuple[int, int]]]
 _PAD_S = 0.3  # audio kept before speech and after its end when decoding
 _MAX_DECODE_S = 28.0  # Whisper sees at most 30 s
 _PROMPT_CHARS = 200
+_PROMPT_WORDS = 80  # words kept with times, for prompts before context audio
 _MIN_PHRASE_S = 3.0  # speech an utterance needs before a short pause may end it
 _LONG_ENDPOINT_S = 1.2  # a pause that ends an utterance of any length
 _GAP_S = 0.1  # a pause between confirmed words where the buffer may be cut
 _TAIL_S = 0.2  # audio decoded after the end of an utterance's speech
+_CONTEXT_S = 10.0  # emitted audio a final decode sees before the speech it decodes
 
 
 @dataclass
@@ -116,6 +118,8 @@ class StreamingRecognizer:
         self._hypothesized_until = committed_time
         self._last_hypothesis = ""
         self._prompt = prompt[-_PROMPT_CHARS:]
+        self._history = np.zeros(0, dtype=np.float32)  # audio before the buffer, up to _CONTEXT_S
+        self._gone: list[TimedWord] = []  # recent words in the prompt, with times
 
     @property
     def buffered_s(self) -> float:
@@ -185,23 +189,85 @@ class StreamingRecognizer:
 
     def _finish_utterance(self, result: StepResult, start: int, cut: int, speech_end: int) -> None:
         """Decode the whole utterance once more and confirm all of it."""
-        audio = self._buf[start : min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE))]
-        offset = (self._buf_start + start) / SAMPLE_RATE
-        words = [w.shifted(offset) for w in self._decode(audio, self._prompt, True)] if len(audio) else []
+        words = self._final_decode(result, start, min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE)), speech_end)
+        self._restart_phrase(words)
+        self._emit_phrase(result, self._agreement.complete(), cut)
+        self._trim(cut)
+
+    def _finish_window(self, result: StepResult, start: int, speech_end: int) -> bool:
+        """A long stretch without a pause: emit its confirmed part as a phrase now (latency).
+
+        The emitted words come from one more decode, with the final beam, of everything buffered (the audio after
+        the confirmed words is right context), cut at the clearest pause between words up to the confirmed time;
+        greedy words agreed between two short decodes lose a few words in a hundred against that. The audio after
+        the cut stays for the next decodes. Returns False when there is no pause to cut at.
+        """
+        confirmed_until = self.committed_time
+        words = self._final_decode(result, start, len(self._buf), speech_end)
+        agreement = self._phrase_agreement(words)
+        pending = agreement.pending
+        earliest = pending[0].start + self._window / 2 if pending else 0.0
+        best: tuple[float, float] | None = None
+        for before, after in zip(pending, pending[1:], strict=False):
+            gap = after.start - before.end
+            # A cut inside a word Whisper split in two ("bud-buriest") would show as two phrases.
+            starts_word = after.text[:1].isspace() and normalize_word(after.text[:2])
+            if earliest <= before.end <= confirmed_until and gap >= _GAP_S / 2 and starts_word:
+                score = gap + (0.3 if before.text.rstrip()[-1:] in ".,;:!?" else 0.0)
+                if best is None or score >= best[0]:
+                    best = (score, (before.end + after.start) / 2)
+        if best is None:
+            return False
+        cut_s = best[1]
+        self._restart_phrase(words)
+        self._emit_phrase(result, self._agreement.complete(cut_s), round(cut_s * SAMPLE_RATE) - self._buf_start)
+        # The words after the cut are decoded again from the new buffer start.
+        self._agreement = LocalAgreement(self._emitted_time, self._emitted_tail)
+        self._trim(round(cut_s * SAMPLE_RATE) - self._buf_start)
+        return True
+
+    def _final_decode(self, result: StepResult, start: int, end: int, speech_end: int) -> list[TimedWord]:
+        """Decode ``_buf[start:end]`` with the final beam; words in session time, invented tail removed.
+
+        The decode also sees up to ``_CONTEXT_S`` of the audio before (already emitted), prompted with the text
+        before that, as a batch decode of a 30 s window would: words decoded in their sentence come out better.
+        The repeated words are dropped again by :meth:`_phrase_agreement`.
+        """
+        audio = self._buf[start:end]
+        if not len(audio):
+            return []
+        room = round(min(_CONTEXT_S, _MAX_DECODE_S - len(audio) / SAMPLE_RATE) * SAMPLE_RATE)
+        context = np.concatenate([self._history, self._buf[:start]])[-room:] if room > 0 else self._buf[:0]
+        offset = (self._buf_start + start - len(context)) / SAMPLE_RATE
+        prompt = self._prompt_before(offset)
+        words = [w.shifted(offset) for w in self._decode(np.concatenate([context, audio]), prompt, True)]
         words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
         self._note_hypothesized(result, words)
-        # Words confirmed since the last phrase were never promised to the client (only hypotheses showed
-        # them), so this decode of the whole utterance, the best one, replaces them.
-        # Words whose audio was already dropped from the buffer stay.
-        kept = [w for w in self._phrase_words if w.end * SAMPLE_RATE <= self._buf_start]
+        return words
+
+    def _phrase_agreement(self, words: list[TimedWord]) -> LocalAgreement:
+        """An agreement holding ``words``, a decode of the buffered speech, as the phrase's only hypothesis.
+
+        Words confirmed since the last phrase were never promised to the client (only hypotheses showed them),
+        so the new decode replaces them; words whose audio was already dropped from the buffer stay (and the
+        decode's copies of them, and of earlier phrases, are dropped).
+        """
+        kept = self._kept_phrase_words()
+        tail = self._emitted_tail + [w.text for w in kept]
+        agreement = LocalAgreement(kept[-1].end if kept else self._emitted_time, tail[-5:])
+        agreement.insert(words)
+        return agreement
+
+    def _kept_phrase_words(self) -> list[TimedWord]:
+        return [w for w in self._phrase_words if w.end * SAMPLE_RATE <= self._buf_start]
+
+    def _restart_phrase(self, words: list[TimedWord]) -> None:
+        """Make ``words`` the phrase's only hypothesis (see :meth:`_phrase_agreement`)."""
+        self._agreement = self._phrase_agreement(words)
+        kept = self._kept_phrase_words()
         replaced = {id(w) for w in self._phrase_words[len(kept) :]}
         self._buffer_words = [w for w in self._buffer_words if id(w) not in replaced]
         self._phrase_words = kept
-        tail = self._emitted_tail + [w.text for w in kept]
-        self._agreement = LocalAgreement(kept[-1].end if kept else self._emitted_time, tail[-5:])
-        self._agreement.insert(words)
-        self._emit_phrase(result, self._agreement.complete(), cut)
-        self._trim(cut)
 
     def _tentative(self, result: StepResult, start: int, speech_end: int) -> None:
         end = self._buf_start + len(self._buf)
@@ -219,10 +285,12 @@ class StreamingRecognizer:
         result.confirmed.extend(w.end for w in confirmed)
         current = self._phrase_words + self._agreement.tentative
         self._note_hypothesized(result, current)
-        if self._phrase_words and end / SAMPLE_RATE - self._phrase_words[0].start > self._window:
-            # A long stretch without a pause: what is confirmed becomes a phrase now (latency), while the audio
-            # stays as context for the next decodes; words before the confirmed time are skipped by time.
-            self._emit_phrase(result, [], 0)
+        long = end / SAMPLE_RATE - self._phrase_words[0].start > self._window if self._phrase_words else False
+        if self._phrase_words and (long or len(self._buf) > self._trim_s * SAMPLE_RATE):
+            if not self._finish_window(result, start, speech_end):
+                # No pause to cut at: the confirmed words go out as they are, while the audio stays as context
+                # for the next decodes; words before the confirmed time are skipped by time.
+                self._emit_phrase(result, [], 0)
         else:
             text = join_words(current)
             if text and text != self._last_hypothesis:
@@ -281,6 +349,7 @@ class StreamingRecognizer:
     def _trim(self, upto: int) -> None:
         upto = max(0, min(upto, len(self._buf)))
         if upto:
+            self._history = np.concatenate([self._history, self._buf[:upto]])[-round(_CONTEXT_S * SAMPLE_RATE) :]
             self._buf = self._buf[upto:].copy()
             self._buf_start += upto
             # Confirmed words whose audio is gone become the prompt; words still in the buffer must not be in it,
@@ -289,7 +358,23 @@ class StreamingRecognizer:
             self._buffer_words = self._buffer_words[len(gone) :]
             if gone:
                 self._prompt = f"{self._prompt} {join_words(gone)}".strip()[-_PROMPT_CHARS:]
+                self._gone = (self._gone + gone)[-_PROMPT_WORDS:]
             self._decoded_until = max(self._decoded_until, self._buf_start)
+
+    def _prompt_before(self, time_s: float) -> str:
+        """The prompt for a decode starting at ``time_s``: the prompt without the words of the audio after it."""
+        after = [w for w in self._gone if w.end > time_s]
+        if not after:
+            return self._prompt
+        text = self._prompt
+        for word in reversed(after):
+            # The prompt ends with these words' texts (joined with single spaces); cut them off from the end.
+            stripped = word.text.strip()
+            cut = text.rstrip().rfind(stripped)
+            if cut < 0:
+                break
+            text = text[:cut]
+        return text.strip()
 
 
 def _strip_invented_tail(words: list[TimedWord], speech_end: float) -> list[TimedWord]:

@@ -59,7 +59,12 @@ def fake_vad(samples: np.ndarray) -> list[tuple[int, int]]:
 
 
 def run(audio: np.ndarray, chunk_s: float, **kwargs) -> list[Hypothesis | Phrase]:
-    recognizer = StreamingRecognizer(fake_decode, fake_vad, **kwargs)
+    return run_with(fake_decode, audio, chunk_s, **kwargs)
+
+
+def run_with(decode, audio: np.ndarray, chunk_s: float, **kwargs) -> list[Hypothesis | Phrase]:
+    """Stream ``audio`` in ``chunk_s`` steps through a recognizer over ``decode`` and the fake VAD."""
+    recognizer = StreamingRecognizer(decode, fake_vad, **kwargs)
     events: list[Hypothesis | Phrase] = []
     step = int(chunk_s * RATE)
     for offset in range(0, len(audio), step):
@@ -123,3 +128,41 @@ def test_resumed_recognizer_does_not_repeat_confirmed_words():
     events = recognizer.step(audio[int(1.5 * RATE) :], final=True).events
     # Then only the words after the confirmed ones come out
     assert phrase_text(events) == spoken[4:]
+
+
+def greedy_garbles(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+    """Like :func:`fake_decode`, but the tentative (greedy) decodes get every third word wrong, consistently."""
+    words = fake_decode(samples, prompt, final)
+    if final:
+        return words
+    return [TimedWord(w.start, w.end, f"{w.text}x" if int(w.text.strip("~ w")) % 3 == 0 else w.text) for w in words]
+
+
+@pytest.mark.parametrize("chunk_s", [0.2, 1.0])
+def test_phrases_of_a_long_utterance_come_from_final_decodes(chunk_s):
+    # Given one utterance much longer than the window, and tentative decodes that agree on wrong words
+    audio, spoken = synth([40])
+    events = run_with(greedy_garbles, audio, chunk_s, window_s=3.0)
+    # Then it is emitted in several phrases before it ends, and every phrase holds the final decode's words
+    phrases = [e for e in events if isinstance(e, Phrase)]
+    assert len(phrases) >= 3
+    assert phrase_text(events) == spoken
+
+
+def test_final_decodes_see_the_audio_before_them_but_not_its_words_in_the_prompt():
+    # Given two utterances, the decodes the recognizer asks for are recorded
+    audio, spoken = synth([5, 5])
+    calls: list[tuple[float, str, bool]] = []
+
+    def recording(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+        calls.append((len(samples) / RATE, prompt, final))
+        return fake_decode(samples, prompt, final)
+
+    events = run_with(recording, audio, 0.2)
+    finals = [c for c in calls if c[2]]
+    # Then the second utterance's final decode also holds the first utterance's audio (context) ...
+    assert finals[-1][0] > 5 * (WORD_S + GAP_S) + 1.0
+    # ... with the prompt from before that audio (here: nothing), and the first utterance's words come out once
+    assert finals[-1][1] == ""
+    assert phrase_text(events) == spoken
+
