@@ -165,4 +165,3 @@ def test_final_decodes_see_the_audio_before_them_but_not_its_words_in_the_prompt
     # ... with the prompt from before that audio (here: nothing), and the first utterance's words come out once
     assert finals[-1][1] == ""
     assert phrase_text(events) == spoken
-
