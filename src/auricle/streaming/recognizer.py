@@ -35,6 +35,7 @@ _LONG_ENDPOINT_S = 1.2  # a pause that ends an utterance of any length
 _GAP_S = 0.1  # a pause between confirmed words where the buffer may be cut
 _TAIL_S = 0.2  # audio decoded after the end of an utterance's speech
 _CONTEXT_S = 10.0  # emitted audio a final decode sees before the speech it decodes
+_MIN_FINAL_SHARE = 0.75  # a final decode with fewer words than this share of the tentative ones skipped audio
 
 
 @dataclass
@@ -189,36 +190,30 @@ class StreamingRecognizer:
 
     def _finish_utterance(self, result: StepResult, start: int, cut: int, speech_end: int) -> None:
         """Decode the whole utterance once more and confirm all of it."""
-        words = self._final_decode(result, start, min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE)), speech_end)
-        self._restart_phrase(words)
+        words = self._decode_phrase(result, start, min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE)), speech_end)
+        if words is not None:
+            self._restart_phrase(words)
         self._emit_phrase(result, self._agreement.complete(), cut)
         self._trim(cut)
 
-    def _finish_window(self, result: StepResult, start: int, speech_end: int) -> bool:
+    def _finish_window(self, result: StepResult, start: int, speech_end: int, *, forced: bool) -> bool:
         """A long stretch without a pause: emit its confirmed part as a phrase now (latency).
 
         The emitted words come from one more decode, with the final beam, of everything buffered (the audio after
-        the confirmed words is right context), cut at the clearest pause between words up to the confirmed time;
-        greedy words agreed between two short decodes lose a few words in a hundred against that. The audio after
-        the cut stays for the next decodes. Returns False when there is no pause to cut at.
+        the confirmed words is right context), cut between words up to the confirmed time: at the end of a clause
+        (a word Whisper ends with punctuation, then a pause), or when ``forced`` (the buffer is full) at the
+        longest pause. A cut mid-clause costs the next decode its context; greedy words agreed between short
+        decodes would lose a few words in a hundred. The audio after the cut stays for the next decodes.
+        Returns False when there is no such cut.
         """
         confirmed_until = self.committed_time
-        words = self._final_decode(result, start, len(self._buf), speech_end)
-        agreement = self._phrase_agreement(words)
-        pending = agreement.pending
-        earliest = pending[0].start + self._window / 2 if pending else 0.0
-        best: tuple[float, float] | None = None
-        for before, after in zip(pending, pending[1:], strict=False):
-            gap = after.start - before.end
-            # A cut inside a word Whisper split in two ("bud-buriest") would show as two phrases.
-            starts_word = after.text[:1].isspace() and normalize_word(after.text[:2])
-            if earliest <= before.end <= confirmed_until and gap >= _GAP_S / 2 and starts_word:
-                score = gap + (0.3 if before.text.rstrip()[-1:] in ".,;:!?" else 0.0)
-                if best is None or score >= best[0]:
-                    best = (score, (before.end + after.start) / 2)
-        if best is None:
+        words = self._decode_phrase(result, start, len(self._buf), speech_end)
+        if words is None:
             return False
-        cut_s = best[1]
+        agreement = self._phrase_agreement(words)
+        cut_s = _cut_point(agreement.pending, self._window / 2, confirmed_until, clause=not forced)
+        if cut_s is None:
+            return False
         self._restart_phrase(words)
         self._emit_phrase(result, self._agreement.complete(cut_s), round(cut_s * SAMPLE_RATE) - self._buf_start)
         # The words after the cut are decoded again from the new buffer start.
@@ -226,7 +221,24 @@ class StreamingRecognizer:
         self._trim(round(cut_s * SAMPLE_RATE) - self._buf_start)
         return True
 
-    def _final_decode(self, result: StepResult, start: int, end: int, speech_end: int) -> list[TimedWord]:
+    def _decode_phrase(self, result: StepResult, start: int, end: int, speech_end: int) -> list[TimedWord] | None:
+        """The final decode of ``_buf[start:end]``, checked against the tentative words of the same audio.
+
+        Whisper sometimes ends a decode early and skips the rest of its input. A final decode with clearly fewer
+        words than the tentative decodes saw is tried again without context; if that fails too, None: the caller
+        keeps the tentative words.
+        """
+        expected = len(self._phrase_words) - len(self._kept_phrase_words()) + len(self._agreement.tentative)
+        for context in (True, False):
+            words = self._final_decode(result, start, end, speech_end, context=context)
+            if len(self._phrase_agreement(words).pending) >= _MIN_FINAL_SHARE * expected - 1:
+                return words
+            logger.debug("final decode gave %d words where %d were expected", len(words), expected)
+        return None
+
+    def _final_decode(
+        self, result: StepResult, start: int, end: int, speech_end: int, *, context: bool = True
+    ) -> list[TimedWord]:
         """Decode ``_buf[start:end]`` with the final beam; words in session time, invented tail removed.
 
         The decode also sees up to ``_CONTEXT_S`` of the audio before (already emitted), prompted with the text
@@ -236,11 +248,11 @@ class StreamingRecognizer:
         audio = self._buf[start:end]
         if not len(audio):
             return []
-        room = round(min(_CONTEXT_S, _MAX_DECODE_S - len(audio) / SAMPLE_RATE) * SAMPLE_RATE)
-        context = np.concatenate([self._history, self._buf[:start]])[-room:] if room > 0 else self._buf[:0]
-        offset = (self._buf_start + start - len(context)) / SAMPLE_RATE
+        room = round(min(_CONTEXT_S, _MAX_DECODE_S - len(audio) / SAMPLE_RATE) * SAMPLE_RATE) if context else 0
+        before = np.concatenate([self._history, self._buf[:start]])[-room:] if room > 0 else self._buf[:0]
+        offset = (self._buf_start + start - len(before)) / SAMPLE_RATE
         prompt = self._prompt_before(offset)
-        words = [w.shifted(offset) for w in self._decode(np.concatenate([context, audio]), prompt, True)]
+        words = [w.shifted(offset) for w in self._decode(np.concatenate([before, audio]), prompt, True)]
         words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
         self._note_hypothesized(result, words)
         return words
@@ -285,9 +297,12 @@ class StreamingRecognizer:
         result.confirmed.extend(w.end for w in confirmed)
         current = self._phrase_words + self._agreement.tentative
         self._note_hypothesized(result, current)
-        long = end / SAMPLE_RATE - self._phrase_words[0].start > self._window if self._phrase_words else False
-        if self._phrase_words and (long or len(self._buf) > self._trim_s * SAMPLE_RATE):
-            if not self._finish_window(result, start, speech_end):
+        forced = len(self._buf) > self._trim_s * SAMPLE_RATE
+        long = bool(self._phrase_words) and end / SAMPLE_RATE - self._phrase_words[0].start > self._window
+        # A long phrase is cut where the tentative words show a clause end (checked first: a final decode costs).
+        clause = long and _cut_point(self._phrase_words, self._window / 2, self.committed_time, clause=True)
+        if self._phrase_words and (clause or forced):
+            if not self._finish_window(result, start, speech_end, forced=forced) and forced:
                 # No pause to cut at: the confirmed words go out as they are, while the audio stays as context
                 # for the next decodes; words before the confirmed time are skipped by time.
                 self._emit_phrase(result, [], 0)
@@ -375,6 +390,27 @@ class StreamingRecognizer:
                 break
             text = text[:cut]
         return text.strip()
+
+
+def _cut_point(words: list[TimedWord], min_s: float, until: float, *, clause: bool) -> float | None:
+    """Where to end a phrase of ``words`` early: the middle of a pause after a word ending by ``until``, at least
+    ``min_s`` into the phrase; only after a word with closing punctuation when ``clause``. Later and longer pauses,
+    and clause ends, are preferred.
+    """
+    if not words:
+        return None
+    earliest = words[0].start + min_s
+    best: tuple[float, float] | None = None
+    for before, after in zip(words, words[1:], strict=False):
+        gap = after.start - before.end
+        punctuated = before.text.rstrip()[-1:] in ".,;:!?"
+        # A cut inside a word Whisper split in two ("bud-buriest") would show as two phrases.
+        starts_word = after.text[:1].isspace() and bool(normalize_word(after.text[:2]))
+        if earliest <= before.end <= until and gap >= _GAP_S / 2 and starts_word and (punctuated or not clause):
+            score = gap + (1.0 if punctuated else 0.0)
+            if best is None or score >= best[0]:
+                best = (score, (before.end + after.start) / 2)
+    return best[1] if best else None
 
 
 def _strip_invented_tail(words: list[TimedWord], speech_end: float) -> list[TimedWord]:
