@@ -34,7 +34,7 @@ _MIN_PHRASE_S = 3.0  # speech an utterance needs before a short pause may end it
 _LONG_ENDPOINT_S = 1.2  # a pause that ends an utterance of any length
 _GAP_S = 0.1  # a pause between confirmed words where the buffer may be cut
 _TAIL_S = 0.2  # audio decoded after the end of an utterance's speech
-_CONTEXT_S = 10.0  # emitted audio a final decode sees before the speech it decodes
+_CONTEXT_S = 15.0  # emitted audio a final decode sees before the speech it decodes
 _MIN_FINAL_SHARE = 0.75  # a final decode with fewer words than this share of the tentative ones skipped audio
 
 
@@ -121,6 +121,7 @@ class StreamingRecognizer:
         self._prompt = prompt[-_PROMPT_CHARS:]
         self._history = np.zeros(0, dtype=np.float32)  # audio before the buffer, up to _CONTEXT_S
         self._gone: list[TimedWord] = []  # recent words in the prompt, with times
+        self._phrase_starts: list[int] = []  # session sample where recent phrases' audio starts
 
     @property
     def buffered_s(self) -> float:
@@ -249,7 +250,11 @@ class StreamingRecognizer:
         if not len(audio):
             return []
         room = round(min(_CONTEXT_S, _MAX_DECODE_S - len(audio) / SAMPLE_RATE) * SAMPLE_RATE) if context else 0
-        before = np.concatenate([self._history, self._buf[:start]])[-room:] if room > 0 else self._buf[:0]
+        # The context starts where an earlier phrase did, as a batch decode's window starts at a segment.
+        available = len(self._history) + start
+        first = self._buf_start + start - min(room, available)
+        begin = next((b for b in self._phrase_starts if b >= first), self._buf_start + start)
+        before = np.concatenate([self._history, self._buf[:start]])[available - (self._buf_start + start - begin) :]
         offset = (self._buf_start + start - len(before)) / SAMPLE_RATE
         prompt = self._prompt_before(offset)
         words = [w.shifted(offset) for w in self._decode(np.concatenate([before, audio]), prompt, True)]
@@ -356,6 +361,7 @@ class StreamingRecognizer:
         if not text:
             return
         self._emitted_time = words[-1].end
+        self._phrase_starts = [*self._phrase_starts[-20:], max(0, round((words[0].start - _PAD_S) * SAMPLE_RATE))]
         self._emitted_tail = [w.text for w in words[-5:]]
         confidence = float(np.mean([w.probability for w in words]))
         resume_s = (self._buf_start + max(0, min(cut, len(self._buf)))) / SAMPLE_RATE

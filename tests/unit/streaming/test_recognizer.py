@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auricle.streaming.agreement import TimedWord
+from auricle.streaming.agreement import TimedWord, normalize_word
 from auricle.streaming.recognizer import Hypothesis, Phrase, StreamingRecognizer
 
 RATE = 16_000
@@ -43,7 +43,8 @@ def fake_decode(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord
     for start, end in _runs(samples):
         index = round((float(samples[start]) - 0.5) * 1000)
         complete = end - start >= int(WORD_S * RATE) - 1
-        text = f" {VOCABULARY[index]}" if complete else f" {VOCABULARY[index]}~"
+        # Every fifth word ends a clause (punctuation), where a long utterance may be cut.
+        text = f" {VOCABULARY[index]}{',' if index % 5 == 4 else ''}" if complete else f" {VOCABULARY[index]}~"
         words.append(TimedWord(start / RATE, end / RATE, text, 0.9))
     return words
 
@@ -74,7 +75,7 @@ def run_with(decode, audio: np.ndarray, chunk_s: float, **kwargs) -> list[Hypoth
 
 
 def phrase_text(events: list[Hypothesis | Phrase]) -> list[str]:
-    return " ".join(e.text for e in events if isinstance(e, Phrase)).split()
+    return [normalize_word(w) for w in " ".join(e.text for e in events if isinstance(e, Phrase)).split()]
 
 
 @pytest.mark.parametrize("chunk_s", [0.2, 1.0, 5.0, 30.0])
@@ -135,7 +136,7 @@ def greedy_garbles(samples: np.ndarray, prompt: str, final: bool) -> list[TimedW
     words = fake_decode(samples, prompt, final)
     if final:
         return words
-    return [TimedWord(w.start, w.end, f"{w.text}x" if int(w.text.strip("~ w")) % 3 == 0 else w.text) for w in words]
+    return [TimedWord(w.start, w.end, f"{w.text}x" if int(normalize_word(w.text)[1:]) % 3 == 0 else w.text) for w in words]
 
 
 @pytest.mark.parametrize("chunk_s", [0.2, 1.0])
@@ -164,4 +165,32 @@ def test_final_decodes_see_the_audio_before_them_but_not_its_words_in_the_prompt
     assert finals[-1][0] > 5 * (WORD_S + GAP_S) + 1.0
     # ... with the prompt from before that audio (here: nothing), and the first utterance's words come out once
     assert finals[-1][1] == ""
+    assert phrase_text(events) == spoken
+
+
+def test_a_long_utterance_without_clause_ends_is_cut_only_when_the_buffer_is_full():
+    # Given a long utterance whose decodes show no punctuation
+    audio, spoken = synth([60])
+
+    def unpunctuated(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+        return [TimedWord(w.start, w.end, w.text.rstrip(","), w.probability) for w in fake_decode(samples, prompt, final)]
+
+    events = run_with(unpunctuated, audio, 0.5, window_s=3.0, max_buffer_s=16.0)
+    phrases = [e for e in events if isinstance(e, Phrase)]
+    # Then it is not cut at every window, only about when the buffer (8 s of decodes here) fills, and no word is lost
+    assert len(phrases) >= 2
+    assert all(p.end - p.start > 4.0 for p in phrases[:-1])
+    assert phrase_text(events) == spoken
+
+
+def test_a_final_decode_that_skips_audio_is_not_trusted():
+    # Given final decodes that stop halfway (as Whisper sometimes does), tentative decodes being right
+    audio, spoken = synth([12, 12])
+
+    def stops_early(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+        words = fake_decode(samples, prompt, final)
+        return words[: len(words) // 2] if final else words
+
+    events = run_with(stops_early, audio, 0.2, window_s=30.0)
+    # Then the phrases keep the words the tentative decodes agreed on
     assert phrase_text(events) == spoken
