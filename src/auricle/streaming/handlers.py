@@ -75,6 +75,11 @@ class Connection:
         """Queue a message for the client."""
         self.outbox.put_nowait(message)
 
+    def send_all(self, messages: list[dict[str, Any]]) -> None:
+        """Queue messages for the client in order."""
+        for message in messages:
+            self.send(message)
+
     def error(self, code: str, message: str) -> None:
         """Queue a ``speech.error`` and count it."""
         metrics.STREAM_ERRORS.labels(code).inc()
@@ -122,8 +127,7 @@ class Connection:
         if isinstance(outcome, BaseException):
             self.finish(1011, "recognition failed")
             return
-        for message in outcome:
-            self.send(message)
+        self.send_all(outcome)
         self.check_backpressure()
         if session.finished:
             self.finish()
@@ -158,6 +162,8 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
     decode = whisper_decoder(transcriber, language, beam_size=1, final_beam_size=5)
     session = StreamSession(config, name, settings.streaming, decode, silero_vad(ENDPOINT_MS))
     conn.session = session
+    loop = asyncio.get_running_loop()
+    session.publish = lambda messages: loop.call_soon_threadsafe(conn.send_all, messages)
     conn.hub.scheduler.register(session, conn.deliver)
     logger.info(
         "stream %s: model %s, %s at %d Hz%s",

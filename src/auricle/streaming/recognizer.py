@@ -121,6 +121,7 @@ class StreamingRecognizer:
         self._prompt = prompt[-_PROMPT_CHARS:]
         self._history = np.zeros(0, dtype=np.float32)  # audio before the buffer, up to _CONTEXT_S
         self._gone: list[TimedWord] = []  # recent words in the prompt, with times
+        self._early: Callable[[StepResult], None] | None = None
         self._phrase_starts: list[int] = []  # session sample where recent phrases' audio starts
 
     @property
@@ -143,8 +144,18 @@ class StreamingRecognizer:
         """Whether confirmed or tentative words wait to be emitted."""
         return bool(self._phrase_words or self._agreement.tentative)
 
-    def step(self, samples: np.ndarray, *, final: bool = False) -> StepResult:
-        """Append ``samples`` and recognise what is now decidable; with ``final`` flush everything."""
+    def step(
+        self, samples: np.ndarray, *, final: bool = False, early: Callable[[StepResult], None] | None = None
+    ) -> StepResult:
+        """Append ``samples`` and recognise what is now decidable; with ``final`` flush everything.
+
+        Args:
+            samples: new 16 kHz audio.
+            final: the stream ended.
+            early: receives what the step has produced so far before each final decode (the slow part), so
+                hypotheses reach the client without waiting for it; the returned result holds the rest.
+        """
+        self._early = early
         if len(samples):
             self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
         result = StepResult()
@@ -229,6 +240,11 @@ class StreamingRecognizer:
         words than the tentative decodes saw is tried again without context; if that fails too, None: the caller
         keeps the tentative words.
         """
+        if self._early and (result.events or result.hypothesized or result.confirmed):
+            self._early(StepResult(result.events[:], result.hypothesized[:], result.confirmed[:]))
+            result.events.clear()
+            result.hypothesized.clear()
+            result.confirmed.clear()
         expected = len(self._phrase_words) - len(self._kept_phrase_words()) + len(self._agreement.tentative)
         for context in (True, False):
             words = self._final_decode(result, start, end, speech_end, context=context)
@@ -302,20 +318,19 @@ class StreamingRecognizer:
         result.confirmed.extend(w.end for w in confirmed)
         current = self._phrase_words + self._agreement.tentative
         self._note_hypothesized(result, current)
+        text = join_words(current)
+        if text and text != self._last_hypothesis:
+            result.events.append(Hypothesis(current[0].start, current[-1].end, text))
+            self._last_hypothesis = text
         forced = len(self._buf) > self._trim_s * SAMPLE_RATE
         long = bool(self._phrase_words) and end / SAMPLE_RATE - self._phrase_words[0].start > self._window
         # A long phrase is cut where the tentative words show a clause end (checked first: a final decode costs).
         clause = long and _cut_point(self._phrase_words, self._window / 2, self.committed_time, clause=True)
-        if self._phrase_words and (clause or forced):
-            if not self._finish_window(result, start, speech_end, forced=forced) and forced:
-                # No pause to cut at: the confirmed words go out as they are, while the audio stays as context
-                # for the next decodes; words before the confirmed time are skipped by time.
-                self._emit_phrase(result, [], 0)
-        else:
-            text = join_words(current)
-            if text and text != self._last_hypothesis:
-                result.events.append(Hypothesis(current[0].start, current[-1].end, text))
-                self._last_hypothesis = text
+        cut = bool(self._phrase_words) and (clause or forced)
+        if cut and not self._finish_window(result, start, speech_end, forced=forced) and forced:
+            # No pause to cut at: the confirmed words go out as they are, while the audio stays as context for the
+            # next decodes; words before the confirmed time are skipped by time.
+            self._emit_phrase(result, [], 0)
         if len(self._buf) > self._trim_s * SAMPLE_RATE:
             self._shorten(result)
 

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -23,7 +24,7 @@ from auricle.config import StreamingSettings
 from auricle.streaming import protocol
 from auricle.streaming.audio import TARGET_RATE, FrameDecoder
 from auricle.streaming.protocol import ConfigPayload
-from auricle.streaming.recognizer import DecodeFn, Phrase, StreamingRecognizer, VadFn
+from auricle.streaming.recognizer import DecodeFn, Phrase, StepResult, StreamingRecognizer, VadFn
 
 __all__ = ["ENDPOINT_MS", "StreamSession", "TranscriptLimitError"]
 
@@ -86,6 +87,8 @@ class StreamSession:
         self.finished = False
         self.slowed = False
         self.started = time.monotonic()
+        self.publish: Callable[[list[dict[str, Any]]], None] | None = None
+        """Sends messages to the client from a scheduler thread, mid-step (set by the connection)."""
 
     # -- event-loop side -----------------------------------------------------------------------------------------
 
@@ -154,7 +157,15 @@ class StreamSession:
             self._pending_samples -= count
             final = self.ending and not self._pending
         samples = np.concatenate(taken) if taken else np.zeros(0, dtype=np.float32)
-        result = self.recognizer.step(samples, final=final)
+        early = (lambda part: self.publish(self._messages(part))) if self.publish else None
+        messages = self._messages(self.recognizer.step(samples, final=final, early=early))
+        if final:
+            self.finished = True
+            messages.extend(self._final_messages())
+        return messages
+
+    def _messages(self, result: StepResult) -> list[dict[str, Any]]:
+        """Observe the latency metrics of a step's result and turn its events into server messages."""
         now = time.monotonic()
         for end_s in result.hypothesized:
             metrics.STREAM_FIRST_HYPOTHESIS_SECONDS.observe(max(0.0, now - self._arrival(end_s)))
@@ -167,9 +178,6 @@ class StreamSession:
             else:
                 offset, duration = self._span_ms(event.start, event.end)
                 messages.append(protocol.hypothesis(self.id, offset, duration, event.text))
-        if final:
-            self.finished = True
-            messages.extend(self._final_messages())
         return messages
 
     def _arrival(self, end_s: float) -> float:

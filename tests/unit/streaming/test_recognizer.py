@@ -136,7 +136,9 @@ def greedy_garbles(samples: np.ndarray, prompt: str, final: bool) -> list[TimedW
     words = fake_decode(samples, prompt, final)
     if final:
         return words
-    return [TimedWord(w.start, w.end, f"{w.text}x" if int(normalize_word(w.text)[1:]) % 3 == 0 else w.text) for w in words]
+    return [
+        TimedWord(w.start, w.end, f"{w.text}x" if int(normalize_word(w.text)[1:]) % 3 == 0 else w.text) for w in words
+    ]
 
 
 @pytest.mark.parametrize("chunk_s", [0.2, 1.0])
@@ -173,7 +175,9 @@ def test_a_long_utterance_without_clause_ends_is_cut_only_when_the_buffer_is_ful
     audio, spoken = synth([60])
 
     def unpunctuated(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
-        return [TimedWord(w.start, w.end, w.text.rstrip(","), w.probability) for w in fake_decode(samples, prompt, final)]
+        return [
+            TimedWord(w.start, w.end, w.text.rstrip(","), w.probability) for w in fake_decode(samples, prompt, final)
+        ]
 
     events = run_with(unpunctuated, audio, 0.5, window_s=3.0, max_buffer_s=16.0)
     phrases = [e for e in events if isinstance(e, Phrase)]
@@ -194,3 +198,21 @@ def test_a_final_decode_that_skips_audio_is_not_trusted():
     events = run_with(stops_early, audio, 0.2, window_s=30.0)
     # Then the phrases keep the words the tentative decodes agreed on
     assert phrase_text(events) == spoken
+
+
+def test_what_a_step_has_is_published_before_its_final_decode():
+    # Given a long utterance streamed in 1 s steps, with a hook for early results
+    audio, _ = synth([20])
+    log: list[str] = []
+
+    def decode(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+        log.append("final" if final else "tentative")
+        return fake_decode(samples, prompt, final)
+
+    recognizer = StreamingRecognizer(decode, fake_vad, window_s=3.0)
+    for offset in range(0, len(audio), RATE):
+        recognizer.step(audio[offset : offset + RATE], early=lambda part: log.append(f"early:{len(part.events)}"))
+    # Then the hypothesis of a step that cuts a phrase is published before the phrase's final decode
+    finals = [i for i, entry in enumerate(log) if entry == "final"]
+    assert len(finals) >= 3
+    assert sum(log[i - 1] == "early:1" for i in finals) >= 2
