@@ -163,16 +163,23 @@ EN_IDS = list(ENTRIES)
 # -- (a) accuracy ----------------------------------------------------------------------------------------------------
 
 
+# Accuracy is measured on the default model, base. With tiny.en, phrase boundaries depend on how decodes fall in
+# time, and on the 108-word sonnet its streamed WER ranges over about 6.5-15% against 9.3% in batch (a few
+# Shakespearean words decoded either way); base stays at or under its batch WER. The note on issue 6 has the runs.
+ACCURACY_MODEL = "base"
+
+
 @pytest.mark.parametrize("entry_id", EN_IDS)
-def test_unpaced_stream_matches_batch_accuracy(server, audio, batch_text, entry_id):
+def test_unpaced_stream_matches_batch_accuracy(server, audio, batch_texts, entry_id):
     # Given a client that sends the whole file as fast as the socket allows
-    result = asyncio.run(stream(server.ws_url, pcm_frames(audio[entry_id])))
-    # Then the final transcript is about as accurate as a batch transcription with the same model
-    reference = ENTRIES[entry_id]["reference"]
+    config = {"model_id": ACCURACY_MODEL}
+    result = asyncio.run(stream(server.ws_url, pcm_frames(audio[entry_id]), config=config))
+    # Then the final transcript is within 2 WER points of the batch transcription with the same model
+    reference, batch_text = ENTRIES[entry_id]["reference"], batch_texts(ACCURACY_MODEL)[entry_id]
     assert result.final_text is not None
-    streamed, batch = wer([reference], [result.final_text]), wer([reference], [batch_text[entry_id]])
+    streamed, batch = wer([reference], [result.final_text]), wer([reference], [batch_text])
     print(f"{entry_id}: stream WER {streamed:.3f}, batch WER {batch:.3f}")
-    assert streamed <= batch + 0.02 + 1e-9, (result.final_text, batch_text[entry_id])
+    assert streamed <= batch + 0.02 + 1e-9, (result.final_text, batch_text)
     # And the phrases concatenate to the final transcript, followed by the final checkpoint
     phrases = [m["payload"] for m in result.of("speech.phrase") if m["payload"]["status"] == "Success"]
     assert normalise(" ".join(p["text"] for p in phrases)) == normalise(result.final_text)
@@ -182,16 +189,14 @@ def test_unpaced_stream_matches_batch_accuracy(server, audio, batch_text, entry_
 
 @pytest.mark.parametrize("entry_id", [e for e in EN_IDS if e != "en_jfk_inaugural"])
 def test_real_time_paced_stream_matches_batch_accuracy(server, audio, batch_texts, entry_id):
-    # Given a client that sends audio at real-time pace (as a microphone would), to the default model (base).
-    # (tiny.en is the fast path's model above. At real time its phrase boundaries depend on how the decodes fall
-    # in time, and on the 108-word sonnet its WER then ranges over about 6.5-15% against 9.3% in batch: a few
-    # Shakespearean words decoded either way. base stays at or under its batch WER; see bench/ and the note.)
+    # Given a client that sends audio at real-time pace (as a microphone would)
     frames = pcm_frames(audio[entry_id])
-    result = asyncio.run(stream(server.ws_url, frames, config={"model_id": "base"}, pace_s=FRAME_MS / 1000))
+    config = {"model_id": ACCURACY_MODEL}
+    result = asyncio.run(stream(server.ws_url, frames, config=config, pace_s=FRAME_MS / 1000))
     # Then the final transcript is within 2 WER points of the batch transcription with the same model
-    reference, batch_text = ENTRIES[entry_id]["reference"], batch_texts("base")[entry_id]
+    reference, batch_text = ENTRIES[entry_id]["reference"], batch_texts(ACCURACY_MODEL)[entry_id]
     streamed, batch = wer([reference], [result.final_text or ""]), wer([reference], [batch_text])
-    print(f"{entry_id} (real time, base): stream WER {streamed:.3f}, batch WER {batch:.3f}")
+    print(f"{entry_id} (real time): stream WER {streamed:.3f}, batch WER {batch:.3f}")
     assert streamed <= batch + 0.02 + 1e-9, (result.final_text, batch_text)
     assert result.of("speech.hypothesis"), "partial results arrive while audio is still being sent"
 
@@ -327,7 +332,8 @@ def test_errors_have_documented_codes_while_another_session_keeps_working(strict
     # well again, and it still gets its whole transcript.
     actions = [m["payload"]["action"] for m in healthy.of("speech.backpressure")]
     assert actions[:2] == ["slow_down", "ok"], actions
-    assert "ask not what your country" in normalise(healthy.final_text or "")
+    reference = ENTRIES["en_jfk_inaugural"]["reference"]
+    assert wer([reference], [healthy.final_text or ""]) <= 0.1, healthy.final_text
 
 
 def test_session_survives_errors_and_limit_is_enforced(strict_server):

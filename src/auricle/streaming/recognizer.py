@@ -35,6 +35,7 @@ _LONG_ENDPOINT_S = 1.2  # a pause that ends an utterance of any length
 _GAP_S = 0.1  # a pause between confirmed words where the buffer may be cut
 _TAIL_S = 0.2  # audio decoded after the end of an utterance's speech
 _CONTEXT_S = 15.0  # emitted audio a final decode sees before the speech it decodes
+_TAIL_HYPOTHESIS = 0.3 * SAMPLE_RATE  # undecoded speech at an utterance end that gets a hypothesis first
 _MIN_FINAL_SHARE = 0.75  # a final decode with fewer words than this share of the tentative ones skipped audio
 
 
@@ -172,6 +173,10 @@ class StreamingRecognizer:
             if found is None:
                 self._tentative(result, start, spans[-1][1])
                 break
+            if self._early and not final and found[1] - (self._decoded_until - self._buf_start) >= _TAIL_HYPOTHESIS:
+                # Speech since the last decode would otherwise show only after the final decode: hypothesise it
+                # first (a tentative decode costs a fraction of a final one).
+                self._hypothesize(result, start, found[1], found[1])
             # Then look again: what remains may hold the next utterance (or, when final, nothing).
             self._finish_utterance(result, start, *found)
         return result
@@ -306,9 +311,24 @@ class StreamingRecognizer:
         end = self._buf_start + len(self._buf)
         if end - self._decoded_until < self._interval * SAMPLE_RATE:
             return
-        self._decoded_until = end
+        self._hypothesize(result, start, len(self._buf), speech_end)
+        forced = len(self._buf) > self._trim_s * SAMPLE_RATE
+        long = bool(self._phrase_words) and end / SAMPLE_RATE - self._phrase_words[0].start > self._window
+        # A long phrase is cut where the tentative words show a clause end (checked first: a final decode costs).
+        clause = long and _cut_point(self._phrase_words, self._window / 2, self.committed_time, clause=True)
+        cut = bool(self._phrase_words) and (clause or forced)
+        if cut and not self._finish_window(result, start, speech_end, forced=forced) and forced:
+            # No pause to cut at: the confirmed words go out as they are, while the audio stays as context for the
+            # next decodes; words before the confirmed time are skipped by time.
+            self._emit_phrase(result, [], 0)
+        if len(self._buf) > self._trim_s * SAMPLE_RATE:
+            self._shorten(result)
+
+    def _hypothesize(self, result: StepResult, start: int, end: int, speech_end: int) -> None:
+        """Decode ``_buf[start:end]`` tentatively: confirm what two decodes agree on, show the rest."""
+        self._decoded_until = self._buf_start + end
         offset = (self._buf_start + start) / SAMPLE_RATE
-        words = [w.shifted(offset) for w in self._decode(self._buf[start:], self._prompt, False)]
+        words = [w.shifted(offset) for w in self._decode(self._buf[start:end], self._prompt, False)]
         # Two decodes can invent the same words at the edge of the audio; agreement would then confirm them.
         words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
         self._agreement.insert(words)
@@ -322,17 +342,6 @@ class StreamingRecognizer:
         if text and text != self._last_hypothesis:
             result.events.append(Hypothesis(current[0].start, current[-1].end, text))
             self._last_hypothesis = text
-        forced = len(self._buf) > self._trim_s * SAMPLE_RATE
-        long = bool(self._phrase_words) and end / SAMPLE_RATE - self._phrase_words[0].start > self._window
-        # A long phrase is cut where the tentative words show a clause end (checked first: a final decode costs).
-        clause = long and _cut_point(self._phrase_words, self._window / 2, self.committed_time, clause=True)
-        cut = bool(self._phrase_words) and (clause or forced)
-        if cut and not self._finish_window(result, start, speech_end, forced=forced) and forced:
-            # No pause to cut at: the confirmed words go out as they are, while the audio stays as context for the
-            # next decodes; words before the confirmed time are skipped by time.
-            self._emit_phrase(result, [], 0)
-        if len(self._buf) > self._trim_s * SAMPLE_RATE:
-            self._shorten(result)
 
     def _shorten(self, result: StepResult) -> None:
         """Keep decodes short: drop audio up to a pause between confirmed words, or force words out."""

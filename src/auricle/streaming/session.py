@@ -30,7 +30,7 @@ __all__ = ["ENDPOINT_MS", "StreamSession", "TranscriptLimitError"]
 
 logger = logging.getLogger(__name__)
 
-_INTERVAL_S = 1.0  # re-decode the tail after this much new audio (when keeping up)
+_INTERVAL_S = 0.5  # re-decode the tail after this much new audio (when keeping up)
 ENDPOINT_MS = 500
 """Silence (ms) that can end an utterance; the VAD's minimum silence."""
 # Most new audio one step takes: a backlog is worked off in big steps, which see whole utterances.
