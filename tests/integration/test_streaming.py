@@ -7,6 +7,7 @@ baseline (faster-whisper on the same model directory) and to decode corpus files
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from dataclasses import dataclass, field
@@ -358,6 +359,75 @@ def test_session_survives_errors_and_limit_is_enforced(strict_server):
 
 
 # -- (d) authentication ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def limits_server(tmp_path_factory):
+    """Short limits: 2 s idle timeout, 8 s sessions, 200-byte transcripts."""
+    srv = start(
+        tmp_path_factory.mktemp("limits"),
+        AURICLE_STREAMING__IDLE_TIMEOUT_S="2",
+        AURICLE_STREAMING__MAX_SESSION_S="8",
+        AURICLE_STREAMING__MAX_TRANSCRIPT_BYTES="200",
+    )
+    yield srv
+    srv.stop()
+
+
+async def until_closed(url: str, frames: list[bytes], pace_s: float = 0.0) -> tuple[list[dict], int | None, str]:
+    """Send a config and ``frames`` (no ``speech.end``), then read until the server closes: messages, close code
+    and reason."""
+    messages: list[dict] = []
+    async with websockets.connect(url, max_size=None) as ws:
+
+        async def send() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(config_message())
+                for frame in frames:
+                    await ws.send(frame)
+                    await asyncio.sleep(pace_s)
+
+        sender = asyncio.create_task(send())
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                messages.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+        await sender
+        return messages, ws.close_code, ws.close_reason
+
+
+def test_an_idle_session_is_ended_with_its_transcript_and_checkpoint(limits_server, audio):
+    # Given a client that sends 4 s of speech and then nothing, without speech.end
+    frames = pcm_frames(audio["en_jfk_inaugural"][: 4 * 16000])
+    messages, code, reason = asyncio.run(until_closed(limits_server.ws_url, frames))
+    # Then after the idle timeout the session ends as if it had sent speech.end, and the server closes (1001)
+    assert (code, reason) == (1001, "idle timeout")
+    final = [m["payload"] for m in messages if m["type"] == "speech.phrase" and m["payload"]["status"] == "EndOfStream"]
+    assert len(final) == 1 and "fellow americans" in normalise(final[0]["text"])
+    assert messages[-1]["type"] == "speech.checkpoint"
+    assert messages[-1]["payload"]["full_transcript"] == final[0]["text"]
+
+
+def test_a_session_over_the_time_limit_ends_with_a_checkpoint_to_resume_from(limits_server, audio):
+    # Given a client still sending in real time when the 8 s session limit passes
+    frames = pcm_frames(audio["en_librispeech_1995-1837-0001"])  # 8.7 s of speech
+    messages, code, reason = asyncio.run(until_closed(limits_server.ws_url, frames + frames, pace_s=FRAME_MS / 1000))
+    # Then the session ends with what was recognised and a checkpoint, and the close says why (1008)
+    assert (code, reason) == (1008, "maximum session duration reached")
+    checkpoint = messages[-1]
+    assert checkpoint["type"] == "speech.checkpoint"
+    assert 2000 < checkpoint["payload"]["last_audio_ms"] <= 9000
+    assert "first great sorrow" in normalise(checkpoint["payload"]["full_transcript"])
+
+
+def test_a_transcript_over_its_limit_ends_the_session_with_an_error(limits_server, audio):
+    # Given a 53 s reading sent without pacing to a server that keeps at most 200 bytes of transcript
+    messages, code, _ = asyncio.run(until_closed(limits_server.ws_url, pcm_frames(audio["en_librivox_sonnet001"])))
+    # Then the phrases stop short of the limit, an INVALID_STATE error explains why, and the session closes (1009)
+    errors = [m["payload"] for m in messages if m["type"] == "speech.error"]
+    assert [e["code"] for e in errors] == ["INVALID_STATE"] and "transcript" in errors[0]["message"]
+    assert code == 1009
+    checkpoints = [m["payload"] for m in messages if m["type"] == "speech.checkpoint"]
+    assert checkpoints and all(len(c["full_transcript"].encode()) <= 200 for c in checkpoints)
 
 
 def test_api_key_is_required_before_the_upgrade(tmp_path):

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 
 _FLUSH_TIMEOUT_S = 5.0
+_WIND_DOWN_S = 60.0  # longest wait for the final results of a session the server ends
 
 
 class StreamingHub:
@@ -113,7 +114,7 @@ async def _read_loop(conn: Connection) -> None:
         while not conn.finished.is_set():
             remaining = started + limits.max_session_s - time.monotonic()
             if remaining <= 0:
-                conn.finish(1008, "maximum session duration reached")
+                await _wind_down(conn, finished, 1008, "maximum session duration reached")
                 break
             ending = conn.session is not None and conn.session.ending
             # While the final results are computed the client has nothing to send: no idle timeout then.
@@ -122,7 +123,13 @@ async def _read_loop(conn: Connection) -> None:
                 receive = asyncio.create_task(conn.websocket.receive())
             done, _ = await asyncio.wait({receive, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if not done:
-                conn.finish(1000 if ending else 1001, "session timeout" if ending else "idle timeout")
+                over = time.monotonic() >= started + limits.max_session_s
+                if ending:
+                    conn.finish(1008, "maximum session duration reached")
+                elif over:
+                    await _wind_down(conn, finished, 1008, "maximum session duration reached")
+                else:
+                    await _wind_down(conn, finished, 1001, "idle timeout")
                 break
             if receive not in done:
                 break
@@ -136,6 +143,20 @@ async def _read_loop(conn: Connection) -> None:
         if receive is not None:
             receive.cancel()
         finished.cancel()
+
+
+async def _wind_down(conn: Connection, finished: asyncio.Task[Any], code: int, reason: str) -> None:
+    """End a session the server stops (idle, too long) as ``speech.end`` would: what was sent is recognised and the
+    client gets the final phrase and checkpoint (to resume in a new session), then the close ``code``."""
+    session = conn.session
+    conn.close_code, conn.close_reason = code, reason
+    if session is not None and not session.finished:
+        logger.info("stream %s: %s, ending the session", session.id, reason)
+        if not session.ending:
+            session.end()
+            conn.hub.scheduler.notify(session)
+        await asyncio.wait({finished}, timeout=_WIND_DOWN_S)
+    conn.finish()
 
 
 async def _handle_frame(conn: Connection, message: dict[str, Any], finished: asyncio.Task[Any]) -> None:

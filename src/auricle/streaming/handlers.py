@@ -85,10 +85,11 @@ class Connection:
         metrics.STREAM_ERRORS.labels(code).inc()
         self.send(protocol.error(self.session_id, code, message))
 
-    def finish(self, code: int = 1000, reason: str = "") -> None:
-        """End the connection once queued messages are sent."""
+    def finish(self, code: int | None = None, reason: str = "") -> None:
+        """End the connection once queued messages are sent (with ``code``, or the one set before)."""
         if not self.finished.is_set():
-            self.close_code, self.close_reason = code, reason
+            if code is not None:
+                self.close_code, self.close_reason = code, reason
             self.finished.set()
 
     async def write_loop(self) -> None:
