@@ -141,10 +141,16 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
-    """Stream a file to a running server over WebSocket."""
-    from auricle.cli_stream import stream_file
+    """Stream a file, or the microphone, to a running server over WebSocket."""
+    from auricle.cli_stream import stream_file, stream_microphone
 
-    stream_file(args.url, args.file, fast=args.fast, model=args.model, api_key=args.api_key, out=sys.stdout)
+    if args.mic == (args.file is not None):
+        sys.stderr.write("auricle stream: give a FILE or --mic\n")
+        return 2
+    if args.mic:
+        stream_microphone(args.url, model=args.model, api_key=args.api_key, out=sys.stdout)
+    else:
+        stream_file(args.url, args.file, fast=args.fast, model=args.model, api_key=args.api_key, out=sys.stdout)
     return 0
 
 
@@ -218,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--output-dir", default=None)
     tr.set_defaults(func=cmd_transcribe)
 
-    st = sub.add_parser("stream", help="stream a file to a server over WebSocket")
-    st.add_argument("file")
+    st = sub.add_parser("stream", help="stream a file (or the microphone) to a server over WebSocket")
+    st.add_argument("file", nargs="?", help="audio or video file (omit with --mic)")
+    st.add_argument("--mic", action="store_true", help="stream the default microphone until Ctrl+C (sounddevice)")
     st.add_argument("--url", default="ws://127.0.0.1:9000/transcribe")
     st.add_argument("--fast", action="store_true", help="send as fast as possible (no real-time pacing)")
     st.add_argument("--model", default=None)

@@ -1,21 +1,27 @@
-"""``auricle stream FILE``: play a file to a server's WebSocket ``/transcribe`` and show results as they come.
+"""``auricle stream FILE`` and ``auricle stream --mic``: send audio to a server's WebSocket ``/transcribe`` and show
+results as they come.
 
 Partial results (hypotheses) are redrawn in place on one line with a carriage return; final phrases get their own
-lines. Audio goes as 16 kHz pcm_s16le frames of 200 ms, paced in real time unless ``fast``.
+lines. Audio goes as 16 kHz pcm_s16le frames of 200 ms: a file paced in real time unless ``fast``, the microphone
+as it records (through the optional ``sounddevice`` package and PortAudio) until Ctrl+C.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
+from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
 import numpy as np
 
 from auricle.engine.decode import decode
+from auricle.errors import AuricleError
 
-__all__ = ["StreamError", "stream_file"]
+__all__ = ["StreamError", "stream_file", "stream_microphone"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +29,7 @@ _RATE = 16_000
 _FRAME_MS = 200
 
 
-class StreamError(Exception):
+class StreamError(AuricleError):
     """Raised when the server reports a ``speech.error`` or closes before the end of the stream."""
 
 
@@ -46,11 +52,65 @@ def stream_file(url: str, path: str, *, fast: bool, model: str | None, api_key: 
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
     step = _RATE * _FRAME_MS // 1000 * 2
     frames = [pcm[i : i + step] for i in range(0, len(pcm), step)]
-    return asyncio.run(_stream(url, frames, fast=fast, model=model, api_key=api_key, out=out))
+
+    async def paced() -> AsyncIterator[bytes]:
+        for frame in frames:
+            yield frame
+            if not fast:
+                await asyncio.sleep(_FRAME_MS / 1000)
+
+    return asyncio.run(_stream(url, paced(), model=model, api_key=api_key, out=out))
+
+
+def stream_microphone(url: str, *, model: str | None, api_key: str | None, out: TextIO) -> str:
+    """Stream the default microphone until Ctrl+C, then return the final transcript.
+
+    Raises:
+        StreamError: no sound input library or device, or the server reported an error.
+    """
+    try:
+        import sounddevice  # type: ignore[import-not-found, unused-ignore]
+    except (ImportError, OSError) as exc:
+        raise StreamError(
+            "--mic needs the sounddevice package and PortAudio: "
+            "pip install sounddevice, and apt-get install libportaudio2 (or your system's PortAudio)"
+        ) from exc
+
+    async def recorded() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+
+        def callback(data: Any, _frames: int, _time: Any, _status: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, bytes(data))
+
+        try:
+            device = sounddevice.RawInputStream(
+                samplerate=_RATE, channels=1, dtype="int16", blocksize=_RATE * _FRAME_MS // 1000, callback=callback
+            )
+        except Exception as exc:  # PortAudioError, or ValueError without an input device
+            raise StreamError(f"cannot open the microphone: {exc}") from exc
+        out.write("listening; press Ctrl+C to stop\n")
+        try:
+            with device:
+                while not stop.is_set():
+                    get = asyncio.ensure_future(queue.get())
+                    halt = asyncio.ensure_future(stop.wait())
+                    done, _ = await asyncio.wait({get, halt}, return_when=asyncio.FIRST_COMPLETED)
+                    halt.cancel()
+                    if get in done:
+                        yield get.result()
+                    else:
+                        get.cancel()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(_stream(url, recorded(), model=model, api_key=api_key, out=out))
 
 
 async def _stream(
-    url: str, frames: list[bytes], *, fast: bool, model: str | None, api_key: str | None, out: TextIO
+    url: str, frames: AsyncIterator[bytes], *, model: str | None, api_key: str | None, out: TextIO
 ) -> str:
     import websockets
 
@@ -65,11 +125,9 @@ async def _stream(
         slow.set()
 
         async def send() -> None:
-            for frame in frames:
+            async for frame in frames:
                 await slow.wait()
                 await ws.send(frame)
-                if not fast:
-                    await asyncio.sleep(_FRAME_MS / 1000)
             await ws.send(json.dumps({"type": "speech.end", "payload": {}}))
 
         sender = asyncio.create_task(send())
@@ -94,6 +152,8 @@ async def _stream(
                     display.final(payload.get("text", ""))
         finally:
             sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
     raise StreamError("the server closed the connection before the end of the stream")
 
 

@@ -95,3 +95,14 @@ def test_models_and_config(tmp_path):
     assert {m["id"] for m in listed} >= {"tiny.en", "base", "large-v3"}
     unknown = auricle("transcribe", str(CORPUS / "audio" / "jfk.flac"), "--model", "huge", cwd=tmp_path)
     assert unknown.returncode != 0 and "Available models: tiny.en, base" in unknown.stderr
+
+
+def test_stream_needs_a_file_or_a_microphone_and_says_what_is_missing(tmp_path):
+    # Without a file or --mic: a usage message
+    result = auricle("stream", cwd=tmp_path)
+    assert result.returncode == 2 and "give a FILE or --mic" in result.stderr
+    # With --mic on a machine without sounddevice/PortAudio or without an input device (this one): a clear error
+    result = auricle("stream", "--mic", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "--mic needs the sounddevice package" in result.stderr or "cannot open the microphone" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -434,9 +434,10 @@ def test_api_key_is_required_before_the_upgrade(tmp_path):
     secured = start(tmp_path, AURICLE_API_KEYS="secret")
     try:
 
-        async def status(url: str, headers: dict | None = None) -> int:
+        async def status(url: str, headers: dict | None = None, subprotocols: list[str] | None = None) -> int:
             try:
-                async with websockets.connect(url, additional_headers=headers or {}) as ws:
+                async with websockets.connect(url, additional_headers=headers or {}, subprotocols=subprotocols) as ws:
+                    assert ws.subprotocol == ("auricle" if subprotocols else None)
                     await ws.send(config_message())
                     assert json.loads(await ws.recv())["type"] == "speech.config.ack"
                     return 101
@@ -447,6 +448,9 @@ def test_api_key_is_required_before_the_upgrade(tmp_path):
         assert asyncio.run(status(secured.ws_url, {"Authorization": "Bearer wrong"})) == 401
         assert asyncio.run(status(secured.ws_url + "?api_key=secret")) == 401
         assert asyncio.run(status(secured.ws_url, {"Authorization": "Bearer secret"})) == 101
+        # A browser cannot send headers on a WebSocket: it offers the key (base64url) as a subprotocol
+        assert asyncio.run(status(secured.ws_url, subprotocols=["auricle", "auricle.bearer.c2VjcmV0"])) == 101
+        assert asyncio.run(status(secured.ws_url, subprotocols=["auricle", "auricle.bearer.d3Jvbmc"])) == 401
     finally:
         secured.stop()
 

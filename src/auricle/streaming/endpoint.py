@@ -6,6 +6,7 @@ The contract is shared STREAMING.md; message handling lives in :mod:`auricle.str
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -30,6 +31,10 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 
 _FLUSH_TIMEOUT_S = 5.0
+SUBPROTOCOL = "auricle"
+"""The WebSocket subprotocol selected when a client offers it (browsers sending a key do)."""
+BEARER_SUBPROTOCOL = "auricle.bearer."
+"""Prefix of the subprotocol that carries an API key (base64url, unpadded) from a browser."""
 _WIND_DOWN_S = 60.0  # longest wait for the final results of a session the server ends
 
 
@@ -70,12 +75,13 @@ async def transcribe(websocket: WebSocket) -> None:
         if auth.locked_out(address):
             await _deny(websocket, 429, "too many failed authentication attempts")
             return
-        if not auth.key_matches(websocket.headers.get("authorization")):
+        if not auth.key_matches(_authorization(websocket)):
             auth.record_failure(address)
             await _deny(websocket, 401, "missing or invalid API key")
             return
     hub = StreamingHub.of(app)
-    await websocket.accept()
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     if hub.active >= hub.settings.streaming.session_limit:
         metrics.STREAM_ERRORS.labels(SESSION_LIMIT).inc()
         await websocket.send_json(protocol.error(None, SESSION_LIMIT, "too many concurrent sessions"))
@@ -102,6 +108,23 @@ async def transcribe(websocket: WebSocket) -> None:
         if websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=conn.close_code, reason=conn.close_reason)
+
+
+def _authorization(websocket: WebSocket) -> str | None:
+    """The ``Authorization`` header, or the key a browser sent as a subprotocol (it cannot send headers).
+
+    A browser offers ``["auricle", "auricle.bearer.<key in unpadded base64url>"]``; the server selects ``auricle``,
+    so the key is never echoed back. Keys in the query string are still not accepted.
+    """
+    header = websocket.headers.get("authorization")
+    if header:
+        return header
+    for offered in websocket.scope.get("subprotocols") or []:
+        if offered.startswith(BEARER_SUBPROTOCOL):
+            encoded = offered[len(BEARER_SUBPROTOCOL) :]
+            with contextlib.suppress(ValueError):
+                return "Bearer " + base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    return None
 
 
 async def _read_loop(conn: Connection) -> None:

@@ -8,6 +8,12 @@ const RATE = 16000;
 const FRAME = 3200; // 200 ms at 16 kHz
 const FRAME_MS = 200;
 
+/** Unpadded base64url of a string's UTF-8 bytes (a valid subprotocol token). */
+function base64url(text) {
+  const bytes = new TextEncoder().encode(text);
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
 /** One WebSocket session speaking the streaming protocol. */
 class StreamClient {
   constructor({ model, language }, handlers) {
@@ -18,7 +24,10 @@ class StreamClient {
     this.sentMs = 0;
     this.slowDown = false;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    this.ws = new WebSocket(`${scheme}://${location.host}/transcribe`);
+    // Browsers cannot send an Authorization header on a WebSocket: the key goes as a subprotocol instead.
+    const key = apiKey();
+    const protocols = key ? ["auricle", `auricle.bearer.${base64url(key)}`] : [];
+    this.ws = new WebSocket(`${scheme}://${location.host}/transcribe`, protocols);
     this.ws.binaryType = "arraybuffer";
     this.ws.addEventListener("open", () => {
       const payload = { language: language || "auto", sample_rate: RATE, encoding: "pcm_s16le" };
@@ -238,8 +247,8 @@ export function setupLive() {
             setState("refused", "bad");
             toast(
               apiKey()
-                ? "The server refused the live connection. Browsers cannot send an API key on a WebSocket, so live streaming works only on servers without AURICLE_API_KEYS (or behind a proxy that adds it)."
-                : "The live connection failed: the server could not be reached.",
+                ? "The server refused the live connection: check the API key (the API key button)."
+                : "The live connection failed: the server could not be reached, or it needs an API key (the API key button).",
               "error",
             );
           } else {
