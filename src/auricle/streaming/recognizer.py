@@ -1,6 +1,11 @@
 """The streaming recognition loop over one session's audio: VAD endpointing, re-decoding of the unconfirmed tail,
 LocalAgreement-2 confirmation, and the phrases and hypotheses that result.
 
+Tentative decodes (cheap, greedy) drive hypotheses and tell when words are settled; the text of a phrase comes
+from one final decode (beam search) of its audio with up to ``_CONTEXT_S`` of the audio before it, taken when a
+pause ends the utterance or, in long speech, at a clause end. That keeps a streamed transcript as accurate as a
+batch one: words agreed between short greedy decodes lose a few in a hundred against it.
+
 :class:`StreamingRecognizer` is pure: it gets a decode function and a VAD function, so tests drive it with scripted
 fakes and no model. It is not thread-safe; the scheduler runs at most one step of a session at a time.
 """
