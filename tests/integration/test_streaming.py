@@ -108,17 +108,25 @@ def server(tmp_path_factory):
     srv.stop()
 
 
+def streaming_limits(tmp_path_factory, name: str, **limits: str):
+    """A server with the given ``AURICLE_STREAMING__*`` settings, for the length of a module."""
+    srv = start(tmp_path_factory.mktemp(name), **{f"AURICLE_STREAMING__{k.upper()}": v for k, v in limits.items()})
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory):
     """Small limits: 2 sessions, 64 kB frames, a 6 s audio buffer."""
-    srv = start(
-        tmp_path_factory.mktemp("strict"),
-        AURICLE_STREAMING__SESSION_LIMIT="2",
-        AURICLE_STREAMING__MAX_FRAME_BYTES="65536",
-        AURICLE_STREAMING__BUFFER_S="6",
+    yield from streaming_limits(tmp_path_factory, "strict", session_limit="2", max_frame_bytes="65536", buffer_s="6")
+
+
+@pytest.fixture(scope="module")
+def limits_server(tmp_path_factory):
+    """Short limits: 2 s idle timeout, 8 s sessions, 200-byte transcripts."""
+    yield from streaming_limits(
+        tmp_path_factory, "limits", idle_timeout_s="2", max_session_s="8", max_transcript_bytes="200"
     )
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -358,20 +366,7 @@ def test_session_survives_errors_and_limit_is_enforced(strict_server):
     assert refused["type"] == "speech.error" and refused["payload"]["code"] == "SESSION_LIMIT"
 
 
-# -- (d) authentication ----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def limits_server(tmp_path_factory):
-    """Short limits: 2 s idle timeout, 8 s sessions, 200-byte transcripts."""
-    srv = start(
-        tmp_path_factory.mktemp("limits"),
-        AURICLE_STREAMING__IDLE_TIMEOUT_S="2",
-        AURICLE_STREAMING__MAX_SESSION_S="8",
-        AURICLE_STREAMING__MAX_TRANSCRIPT_BYTES="200",
-    )
-    yield srv
-    srv.stop()
+# -- (d) session limits ----------------------------------------------------------------------------------------------
 
 
 async def until_closed(url: str, frames: list[bytes], pace_s: float = 0.0) -> tuple[list[dict], int | None, str]:
@@ -428,6 +423,9 @@ def test_a_transcript_over_its_limit_ends_the_session_with_an_error(limits_serve
     assert code == 1009
     checkpoints = [m["payload"] for m in messages if m["type"] == "speech.checkpoint"]
     assert checkpoints and all(len(c["full_transcript"].encode()) <= 200 for c in checkpoints)
+
+
+# -- (e) authentication ----------------------------------------------------------------------------------------------
 
 
 def test_api_key_is_required_before_the_upgrade(tmp_path):
