@@ -19,6 +19,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("AURICLE_CORPUS", ROOT.parent / "shared" / "corpus"))
 
+SPEAKR_DIARIZE = {
+    "output": "json",
+    "diarize": "true",
+    "enable_diarization": "true",
+    "min_speakers": "1",
+    "max_speakers": "4",
+    "model": "tiny.en",
+}
+"""The diarization parameters Speakr sends to ``/asr`` (both spellings of the flag, speaker bounds)."""
+
 
 def corpus_entries() -> list[dict]:
     """The corpus manifest, with absolute audio paths."""

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from support import CORPUS, normalise, start_server
+from support import CORPUS, SPEAKR_DIARIZE, normalise, start_server
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -118,16 +118,8 @@ def test_speakr_request_shape(server):
 
 
 def test_speakr_diarize_flags_keep_the_shape(server):
-    params = {
-        "output": "json",
-        "diarize": "true",
-        "enable_diarization": "true",
-        "min_speakers": "1",
-        "max_speakers": "4",
-        "model": "tiny.en",
-    }
     with server.client() as client, open(STEREO, "rb") as f:
-        response = client.post("/asr", params=params, files={"audio_file": ("call.wav", f, "audio/wav")})
+        response = client.post("/asr", params=SPEAKR_DIARIZE, files={"audio_file": ("call.wav", f, "audio/wav")})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["segments"] and all("speaker" in s for s in body["segments"])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from diarization_synth import flite_available, make_conversation
-from support import CORPUS
+from support import CORPUS, SPEAKR_DIARIZE
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -32,17 +32,7 @@ def two_speakers(tmp_path_factory) -> bytes:
 
 
 def test_speakr_request_finds_two_speakers_with_embeddings(server, two_speakers):
-    params = {
-        "encode": "true",
-        "task": "transcribe",
-        "output": "json",
-        "diarize": "true",
-        "enable_diarization": "true",
-        "min_speakers": "1",
-        "max_speakers": "4",
-        "model": "tiny.en",
-        "return_speaker_embeddings": "true",
-    }
+    params = {**SPEAKR_DIARIZE, "encode": "true", "task": "transcribe", "return_speaker_embeddings": "true"}
     with server.client() as client:
         response = client.post("/asr", params=params, files={"audio_file": ("meeting.wav", two_speakers)})
     assert response.status_code == 200, response.text

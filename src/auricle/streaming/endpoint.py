@@ -130,12 +130,12 @@ def _authorization(websocket: WebSocket) -> str | None:
 async def _read_loop(conn: Connection) -> None:
     """Receive frames until the client leaves, the session ends, or a limit is reached."""
     limits = conn.hub.settings.streaming
-    started = time.monotonic()
+    deadline = time.monotonic() + limits.max_session_s
     finished = asyncio.create_task(conn.finished.wait())
     receive: asyncio.Task[Any] | None = None
     try:
         while not conn.finished.is_set():
-            remaining = started + limits.max_session_s - time.monotonic()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 await _wind_down(conn, finished, 1008, "maximum session duration reached")
                 break
@@ -145,15 +145,14 @@ async def _read_loop(conn: Connection) -> None:
             if receive is None:
                 receive = asyncio.create_task(conn.websocket.receive())
             done, _ = await asyncio.wait({receive, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                over = time.monotonic() >= started + limits.max_session_s
-                if ending:
-                    conn.finish(1008, "maximum session duration reached")
-                elif over:
-                    await _wind_down(conn, finished, 1008, "maximum session duration reached")
-                else:
-                    await _wind_down(conn, finished, 1001, "idle timeout")
+            if not done and ending:
+                conn.finish(1008, "maximum session duration reached")  # the final results did not come in time
                 break
+            if not done and time.monotonic() < deadline:
+                await _wind_down(conn, finished, 1001, "idle timeout")
+                break
+            if not done:
+                continue  # the session's time is up: the loop's head ends it
             if receive not in done:
                 break
             message = receive.result()
