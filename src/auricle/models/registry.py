@@ -48,6 +48,9 @@ ALIASES: dict[str, str] = {
 }
 # OpenAI-style names that mean "the server's default model".
 DEFAULT_ALIASES = frozenset({"whisper-1", "default"})
+# Prefixes other servers and clients put before a model's name (OpenASR's `whisper-tiny.en`, speaches' hub ids).
+NAME_PREFIXES = ("systran/faster-whisper-", "openai/whisper-", "faster-whisper-", "whisper-")
+_REPO_IDS = {repo.lower(): name for name, repo in HUB_MODELS.items()}
 
 MULTILINGUAL_LANGUAGES = 99
 
@@ -111,14 +114,27 @@ class ModelRegistry:
         return self.canonical(self.settings.default_model)
 
     def canonical(self, name: str | None) -> str:
-        """Normalise a requested name (None, `whisper-1`, aliases) to the registry's name."""
-        if not name or name in DEFAULT_ALIASES:
-            name = self.settings.default_model
-        name = name.strip()
-        for prefix in ("Systran/faster-whisper-", "openai/whisper-"):
-            if name.startswith(prefix) and name[len(prefix) :] in HUB_MODELS:
-                name = name[len(prefix) :]
-        return ALIASES.get(name, name)
+        """Normalise a requested name to the registry's name.
+
+        ``None``, ``whisper-1`` and ``default`` mean the server's default model. A known model may be named as
+        itself (``tiny.en``), by an alias (``turbo``), or with the prefixes other servers and clients use:
+        ``whisper-``, ``openai/whisper-``, ``faster-whisper-``, ``Systran/faster-whisper-`` (case-insensitive), or
+        by its hub repository id. Other names (paths, ``models_dir`` entries) are kept as given.
+        """
+        name = (name or "").strip()
+        if not name or name.lower() in DEFAULT_ALIASES:
+            name = self.settings.default_model.strip()
+        lowered = name.lower()
+        if lowered in _REPO_IDS:
+            return _REPO_IDS[lowered]
+        for prefix in NAME_PREFIXES:
+            if lowered.startswith(prefix):
+                rest = lowered[len(prefix) :]
+                rest = ALIASES.get(rest, rest)
+                if rest in HUB_MODELS or rest in BUNDLED:
+                    return rest
+        lowered = ALIASES.get(lowered, lowered)
+        return lowered if lowered in HUB_MODELS or lowered in BUNDLED else name
 
     def known(self) -> list[str]:
         """Every name this registry can resolve without a path."""

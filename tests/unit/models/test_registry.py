@@ -88,3 +88,29 @@ def test_manager_loads_once_and_evicts_idle_models(registry):
         assert manager.evict_idle() == []  # borrowed models stay
     time.sleep(0.1)
     assert manager.evict_idle() == ["base"] and not manager.is_loaded("base")
+
+
+def test_names_other_servers_and_clients_use_resolve(registry):
+    # Given the names OpenASR, speaches and OpenAI-style clients send
+    # When they are resolved
+    # Then each reaches the same registry model, whatever the case
+    for name in (
+        "whisper-tiny.en",
+        "Whisper-Tiny.EN",
+        "openai/whisper-tiny.en",
+        "faster-whisper-tiny.en",
+        "Systran/faster-whisper-tiny.en",
+        "tiny-en",
+        "TINY.EN",
+    ):
+        assert registry.canonical(name) == "tiny.en", name
+    assert registry.canonical("whisper-base") == "base"
+    assert registry.canonical("Systran/faster-distil-whisper-large-v3") == "distil-large-v3"
+    assert registry.canonical("WHISPER-1") == "base"
+    assert registry.resolve("whisper-tiny.en").is_dir()
+
+
+def test_unknown_prefixed_name_lists_what_exists(registry):
+    with pytest.raises(UnknownModelError) as caught:
+        registry.resolve("whisper-nonexistent")
+    assert "whisper-nonexistent" in str(caught.value) and "tiny.en" in str(caught.value)
