@@ -244,7 +244,7 @@ def test_text_empty_transcript_is_empty_string() -> None:
 
 def test_asr_json_shape_without_speakers_or_words() -> None:
     body = to_asr_json(plain())
-    assert list(body) == ["text", "language", "segments", "word_segments"]
+    assert list(body) == ["text", "language", "language_probability", "segments", "word_segments"]
     assert body["text"] == "Hello world. Past one hour."
     assert body["language"] == "en"
     assert body["word_segments"] == []
@@ -273,10 +273,13 @@ def test_asr_json_shape_with_speakers_words_and_embeddings() -> None:
         "end": 0.5,
         "word": " Hi",
         "probability": 0.9877,
+        "score": 0.9877,
         "speaker": "SPEAKER_00",
     }
     # A word without a speaker has no speaker key.
-    assert body["segments"][1]["words"] == [{"start": 1.5, "end": 3.0, "word": " How", "probability": 1.0}]
+    assert body["segments"][1]["words"] == [
+        {"start": 1.5, "end": 3.0, "word": " How", "probability": 1.0, "score": 1.0}
+    ]
     assert [w["word"] for w in body["word_segments"]] == [" Hi", " there.", " How"]
     json.dumps(body, allow_nan=False)
 
@@ -289,7 +292,13 @@ def test_asr_json_maps_non_finite_scores_to_null() -> None:
 
 
 def test_asr_json_empty() -> None:
-    assert json.loads(render(EMPTY, "json")) == {"text": "", "language": "en", "segments": [], "word_segments": []}
+    assert json.loads(render(EMPTY, "json")) == {
+        "text": "",
+        "language": "en",
+        "language_probability": 1.0,
+        "segments": [],
+        "word_segments": [],
+    }
 
 
 def test_json_keeps_unicode_unescaped() -> None:
@@ -301,7 +310,7 @@ def test_json_keeps_unicode_unescaped() -> None:
 
 def test_verbose_json_shape_without_words() -> None:
     body = to_verbose_json(plain())
-    assert list(body) == ["task", "language", "duration", "text", "segments"]
+    assert list(body) == ["task", "language", "language_probability", "duration", "text", "segments"]
     assert body["task"] == "transcribe"
     assert body["language"] == "english"
     assert body["duration"] == 3725.5
@@ -331,7 +340,7 @@ def test_verbose_json_with_words_and_speakers() -> None:
 
 def test_verbose_json_granularity_switches() -> None:
     body = to_verbose_json(diarized(), include_words=False, include_segments=False)
-    assert list(body) == ["task", "language", "duration", "text"]
+    assert list(body) == ["task", "language", "language_probability", "duration", "text"]
 
 
 def test_verbose_json_chinese_language_name() -> None:
@@ -361,6 +370,7 @@ def test_openai_json_empty() -> None:
     assert to_verbose_json(EMPTY) == {
         "task": "transcribe",
         "language": "english",
+        "language_probability": 1.0,
         "duration": 0.0,
         "text": "",
         "segments": [],

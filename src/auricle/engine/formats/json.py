@@ -2,7 +2,8 @@
 
 ::
 
-    {"text", "language", "segments": [{"id", "start", "end", "text", "words": [...], "speaker"?, "avg_logprob",
+    {"text", "language", "language_probability", "segments": [{"id", "start", "end", "text", "words": [...],
+     "speaker"?, "avg_logprob",
      "no_speech_prob", "temperature", "compression_ratio", "tokens"}], "word_segments": [...],
      "speaker_embeddings"?}
 
@@ -26,6 +27,8 @@ def _word(word: Word) -> dict[str, Any]:
         "end": round_time(word.end),
         "word": word.word,
         "probability": round_score(word.probability),
+        # WhisperX ASR services name the same figure `score`; clients written for them read that key.
+        "score": round_score(word.probability),
     }
     if word.speaker:
         out["speaker"] = word.speaker
@@ -69,6 +72,7 @@ def to_asr_json(transcript: Transcript) -> dict[str, Any]:
     out: dict[str, Any] = {
         "text": transcript.text,
         "language": transcript.language,
+        "language_probability": round_score(transcript.language_probability),
         "segments": [_segment(s) for s in transcript.segments],
         "word_segments": [_word(w) for w in transcript.words],
     }

@@ -55,6 +55,7 @@ def to_verbose_json(
     out: dict[str, Any] = {
         "task": transcript.task,
         "language": language_name(transcript.language),
+        "language_probability": round_score(transcript.language_probability),
         "duration": round_time(transcript.duration),
         "text": transcript.text,
     }
