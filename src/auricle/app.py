@@ -17,8 +17,8 @@ from auricle.api.errors import install_error_handlers
 from auricle.api.middleware import RequestMiddleware
 from auricle.api.routes import asr, health, jobs, models, openai
 from auricle.config import Settings
+from auricle.engine.runtime import Runtime
 from auricle.jobs.service import build_job_service
-from auricle.runtime import Runtime
 from auricle.streaming import endpoint as streaming
 
 __all__ = ["create_app"]

@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from auricle import metrics
 from auricle.config import Settings
-from auricle.runtime import Runtime
+from auricle.engine.runtime import Runtime
 from auricle.streaming import protocol
 from auricle.streaming.handlers import Connection, handle_audio
 from auricle.streaming.protocol import INVALID_MESSAGE, SESSION_LIMIT, ProtocolError

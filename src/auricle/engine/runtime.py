@@ -1,7 +1,8 @@
-"""The engine parts one process shares: model registry and manager, VAD, diarizer, and how they compose.
+"""The engine's facade: the parts one process shares (model registry and manager, VAD, diarizer) and how they
+compose.
 
-The CLI, the HTTP app, job workers and streaming sessions each build one :class:`Runtime` from their
-:class:`~auricle.config.Settings` (no module-level singletons).
+The CLI, the HTTP app and job workers each build one :class:`Runtime` from their :class:`~auricle.config.Settings`
+(no module-level singletons); streaming sessions use the app's.
 """
 
 from __future__ import annotations
