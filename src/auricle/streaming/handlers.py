@@ -17,7 +17,6 @@ from starlette.websockets import WebSocket
 from auricle import metrics
 from auricle.errors import AuricleError
 from auricle.streaming import protocol
-from auricle.streaming.adapters import silero_vad, whisper_decoder
 from auricle.streaming.protocol import (
     INVALID_MESSAGE,
     INVALID_STATE,
@@ -160,8 +159,8 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
         raise ProtocolError(
             INVALID_MESSAGE, f"language: model '{name}' is English-only; use a multilingual model such as 'base'"
         )
-    decode = whisper_decoder(transcriber, language, beam_size=1, final_beam_size=5)
-    session = StreamSession(config, name, settings.streaming, decode, silero_vad(ENDPOINT_MS))
+    decoder = runtime.streaming_decoder(transcriber, language, beam_size=1, final_beam_size=5)
+    session = StreamSession(config, name, settings.streaming, decoder, runtime.streaming_vad(ENDPOINT_MS))
     conn.session = session
     loop = asyncio.get_running_loop()
     session.publish = lambda messages: loop.call_soon_threadsafe(conn.send_all, messages)
