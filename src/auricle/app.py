@@ -20,6 +20,7 @@ from auricle.config import Settings
 from auricle.engine.runtime import Runtime
 from auricle.jobs.service import build_job_service
 from auricle.streaming import endpoint as streaming
+from auricle.streaming.hub import StreamingHub
 
 __all__ = ["create_app"]
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in (warm_task, evict_task):
                 if task:
                     task.cancel()
+            app.state.streaming.close()
             await app.state.service.close()
 
     app = FastAPI(
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runtime = Runtime(settings)
     app.state.auth = AuthGuard(settings)
+    app.state.streaming = StreamingHub(settings, app.state.runtime)
     # Every sync request is a job: one queue governs concurrency, limits, metrics and scale-out.
     app.state.service, app.state.jobs = build_job_service(settings, app.state.runtime)
 

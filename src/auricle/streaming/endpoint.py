@@ -12,19 +12,17 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketState
 
 from auricle import metrics
-from auricle.config import Settings
-from auricle.engine.runtime import Runtime
 from auricle.streaming import protocol
 from auricle.streaming.handlers import Connection, handle_audio
+from auricle.streaming.hub import StreamingHub
 from auricle.streaming.protocol import INVALID_MESSAGE, SESSION_LIMIT, ProtocolError
-from auricle.streaming.scheduler import InferenceScheduler
 
-__all__ = ["StreamingHub", "router"]
+__all__ = ["router"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,25 +34,6 @@ SUBPROTOCOL = "auricle"
 BEARER_SUBPROTOCOL = "auricle.bearer."
 """Prefix of the subprotocol that carries an API key (base64url, unpadded) from a browser."""
 _WIND_DOWN_S = 60.0  # longest wait for the final results of a session the server ends
-
-
-class StreamingHub:
-    """What all streaming connections of one app share: settings, runtime, scheduler and the session count."""
-
-    def __init__(self, settings: Settings, runtime: Runtime) -> None:
-        self.settings = settings
-        self.runtime = runtime
-        self.scheduler = InferenceScheduler(settings.workers)
-        self.active = 0
-
-    @classmethod
-    def of(cls, app: FastAPI) -> StreamingHub:
-        """The app's hub, created on first use (``app.state.streaming``)."""
-        hub = getattr(app.state, "streaming", None)
-        if hub is None:
-            hub = cls(app.state.settings, app.state.runtime)
-            app.state.streaming = hub
-        return hub
 
 
 async def _deny(websocket: WebSocket, status: int, message: str) -> None:
@@ -79,7 +58,7 @@ async def transcribe(websocket: WebSocket) -> None:
             auth.record_failure(address)
             await _deny(websocket, 401, "missing or invalid API key")
             return
-    hub = StreamingHub.of(app)
+    hub: StreamingHub = app.state.streaming
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     if hub.active >= hub.settings.streaming.session_limit:

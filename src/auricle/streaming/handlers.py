@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.websockets import WebSocket
 
 from auricle import metrics
 from auricle.errors import AuricleError
 from auricle.streaming import protocol
+from auricle.streaming.hub import StreamingHub
 from auricle.streaming.protocol import (
     INVALID_MESSAGE,
     INVALID_STATE,
@@ -25,9 +26,6 @@ from auricle.streaming.protocol import (
     ProtocolError,
 )
 from auricle.streaming.session import ENDPOINT_MS, StreamSession, TranscriptLimitError
-
-if TYPE_CHECKING:
-    from auricle.streaming.endpoint import StreamingHub
 
 __all__ = ["HANDLERS", "Connection", "handle_audio", "handler"]
 
@@ -163,7 +161,11 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
     session = StreamSession(config, name, settings.streaming, decoder, runtime.streaming_vad(ENDPOINT_MS))
     conn.session = session
     loop = asyncio.get_running_loop()
-    session.publish = lambda messages: loop.call_soon_threadsafe(conn.send_all, messages)
+
+    def publish(messages: list[dict[str, Any]]) -> None:
+        loop.call_soon_threadsafe(conn.send_all, messages)
+
+    session.publish = publish
     conn.hub.scheduler.register(session, conn.deliver)
     logger.info(
         "stream %s: model %s, %s at %d Hz%s",
