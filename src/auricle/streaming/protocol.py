@@ -136,8 +136,10 @@ def parse_client_message(text: str) -> ConfigMessage | EndMessage:
     """
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise ProtocolError(INVALID_MESSAGE, f"not valid JSON: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(INVALID_MESSAGE, f"not valid JSON: {exc.reason}") from None
     if not isinstance(data, dict):
         raise ProtocolError(INVALID_MESSAGE, "a message must be a JSON object with 'type' and 'payload'")
     kind = data.get("type")
