@@ -1,4 +1,5 @@
-"""WebSocket `/transcribe` against a real server process, with a client written only from STREAMING.md.
+"""WebSocket `/transcribe` against a real server process, with a client written only from the protocol contract
+(the OpenASR streaming protocol, summarised in the `auricle.streaming` package docstring).
 
 The client below uses nothing but `websockets` and `json`; the project is imported only to compute the batch
 baseline (faster-whisper on the same model directory) and to decode corpus files to PCM.
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.model]
 FRAME_MS = 200
 
 
-# -- a client written from STREAMING.md only ------------------------------------------------------------------------
+# -- a client written from the protocol contract only ---------------------------------------------------------------
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """WebSocket ``/transcribe``: authentication before the upgrade, session limits, and the read loop.
 
-The contract is shared STREAMING.md; message handling lives in :mod:`auricle.streaming.handlers`.
+The contract is summarised in :mod:`auricle.streaming`; message handling lives in :mod:`auricle.streaming.handlers`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ async def _deny(websocket: WebSocket, status: int, message: str) -> None:
 
 @router.websocket("/transcribe")
 async def transcribe(websocket: WebSocket) -> None:
-    """Streaming speech recognition (see STREAMING.md for the protocol)."""
+    """Streaming speech recognition (see :mod:`auricle.streaming` for the protocol)."""
     app = websocket.app
     auth = app.state.auth
     if auth.enabled:

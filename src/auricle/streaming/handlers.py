@@ -103,7 +103,13 @@ class Connection:
                 return
 
     def check_backpressure(self) -> None:
-        """Send ``speech.backpressure`` on a change and track whether the buffer has room to read more."""
+        """Send ``speech.backpressure`` on a change and track whether the buffer has room to read more.
+
+        ``slow_down`` goes out over 80% full and ``ok`` back under 50% (:meth:`StreamSession.backpressure_change`);
+        frames stop being read only while the buffer is full, and reading resumes as soon as a recognition step
+        has made room. There is deliberately no 50% low watermark for reading: the recogniser itself may hold up
+        to 80% of the buffer and needs new audio to shrink it, so waiting for 50% could stall a session.
+        """
         session = self.session
         if session is None:
             return

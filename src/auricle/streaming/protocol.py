@@ -1,4 +1,5 @@
-"""Messages of the WebSocket ``/transcribe`` protocol (see shared STREAMING.md), as pydantic models keyed by ``type``.
+"""Messages of the WebSocket ``/transcribe`` protocol (summarised in :mod:`auricle.streaming`), as pydantic models
+keyed by ``type``.
 
 Client messages are parsed with :func:`parse_client_message`, which turns every malformed input into a
 :class:`ProtocolError` carrying the error code the contract names. Server messages are built with
