@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from auricle.config import Settings  # noqa: E402
+from auricle.engine.runtime import Runtime  # noqa: E402
 from auricle.engine.types import TranscribeOptions  # noqa: E402
-from auricle.runtime import Runtime  # noqa: E402
 
 from support import english_with_reference, start_server  # noqa: E402
 

@@ -72,7 +72,7 @@ def corpus() -> list[dict]:
 def runtime(tmp_path_factory: pytest.TempPathFactory):
     """One runtime with real models for the whole test session."""
     from auricle.config import Settings
-    from auricle.runtime import Runtime
+    from auricle.engine.runtime import Runtime
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
     return Runtime(settings, workers=2)

@@ -17,9 +17,10 @@ from auricle.api.errors import install_error_handlers
 from auricle.api.middleware import RequestMiddleware
 from auricle.api.routes import asr, health, jobs, models, openai
 from auricle.config import Settings
+from auricle.engine.runtime import Runtime
 from auricle.jobs.service import build_job_service
-from auricle.runtime import Runtime
 from auricle.streaming import endpoint as streaming
+from auricle.streaming.hub import StreamingHub
 
 __all__ = ["create_app"]
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in (warm_task, evict_task):
                 if task:
                     task.cancel()
+            app.state.streaming.close()
             await app.state.service.close()
 
     app = FastAPI(
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runtime = Runtime(settings)
     app.state.auth = AuthGuard(settings)
+    app.state.streaming = StreamingHub(settings, app.state.runtime)
     # Every sync request is a job: one queue governs concurrency, limits, metrics and scale-out.
     app.state.service, app.state.jobs = build_job_service(settings, app.state.runtime)
 

@@ -85,8 +85,8 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
     from auricle.engine.formats import EXTENSIONS, render
     from auricle.engine.pipeline import PipelineEvent
+    from auricle.engine.runtime import Runtime
     from auricle.engine.types import TranscribeOptions
-    from auricle.runtime import Runtime
 
     if args.model:
         settings.default_model = args.model

@@ -19,13 +19,13 @@ from typing import Any, TextIO
 import numpy as np
 
 from auricle.engine.decode import decode
+from auricle.engine.types import SAMPLE_RATE as _RATE
 from auricle.errors import AuricleError
 
 __all__ = ["StreamError", "stream_file", "stream_microphone"]
 
 logger = logging.getLogger(__name__)
 
-_RATE = 16_000
 _FRAME_MS = 200
 
 

@@ -1,4 +1,5 @@
-"""WebSocket `/transcribe` against a real server process, with a client written only from STREAMING.md.
+"""WebSocket `/transcribe` against a real server process, with a client written only from the protocol contract
+(the OpenASR streaming protocol, summarised in the `auricle.streaming` package docstring).
 
 The client below uses nothing but `websockets` and `json`; the project is imported only to compute the batch
 baseline (faster-whisper on the same model directory) and to decode corpus files to PCM.
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.model]
 FRAME_MS = 200
 
 
-# -- a client written from STREAMING.md only ------------------------------------------------------------------------
+# -- a client written from the protocol contract only ---------------------------------------------------------------
 
 
 @dataclass
@@ -34,7 +35,8 @@ class StreamResult:
     messages: list[dict] = field(default_factory=list)
     final_text: str | None = None
     checkpoints: list[dict] = field(default_factory=list)
-    closed: bool = False
+    close_code: int | None = None
+    """How the server closed the connection (1000 after a completed session)."""
 
     def of(self, kind: str) -> list[dict]:
         return [m for m in self.messages if m["type"] == kind]
@@ -81,10 +83,19 @@ async def stream(
                 if message["type"] == "speech.phrase" and message["payload"]["status"] == "EndOfStream":
                     result.final_text = message["payload"]["text"]
         except websockets.ConnectionClosed:
-            result.closed = True
+            pass  # an error close: close_code says which
         done.set()
         sender.cancel()
+    result.close_code = ws.close_code
     return result
+
+
+def assert_completed(result: StreamResult) -> None:
+    """The session ended as the contract says: the final phrase, then the final checkpoint, then a normal close."""
+    assert result.final_text is not None
+    assert [m["type"] for m in result.messages[-2:]] == ["speech.phrase", "speech.checkpoint"]
+    assert result.checkpoints[-1]["full_transcript"] == result.final_text
+    assert result.close_code == 1000
 
 
 def pcm_frames(samples: np.ndarray, rate: int = 16000, frame_ms: int = FRAME_MS) -> list[bytes]:
@@ -192,8 +203,7 @@ def test_unpaced_stream_matches_batch_accuracy(server, audio, batch_texts, entry
     # And the phrases concatenate to the final transcript, followed by the final checkpoint
     phrases = [m["payload"] for m in result.of("speech.phrase") if m["payload"]["status"] == "Success"]
     assert normalise(" ".join(p["text"] for p in phrases)) == normalise(result.final_text)
-    assert result.messages[-1]["type"] == "speech.checkpoint"
-    assert result.checkpoints[-1]["full_transcript"] == result.final_text
+    assert_completed(result)
 
 
 @pytest.mark.parametrize("entry_id", [e for e in EN_IDS if e != "en_jfk_inaugural"])
@@ -221,12 +231,14 @@ def test_real_time_stream_gives_hypotheses_then_phrases(server, audio, batch_tex
     assert first["status"] == "Success" and 0 <= first["offset"] < 2000 and first["duration"] > 0
     assert 0 < first["confidence"] <= 1
     assert not result.of("speech.backpressure")
+    assert_completed(result)
 
 
 def test_silence_produces_no_text(server):
     result = asyncio.run(stream(server.ws_url, pcm_frames(np.zeros(16000 * 4, dtype=np.float32))))
     assert result.final_text == ""
     assert not result.of("speech.hypothesis")
+    assert_completed(result)
 
 
 def test_opus_round_trip(server, audio, batch_text):
@@ -343,6 +355,21 @@ def test_errors_have_documented_codes_while_another_session_keeps_working(strict
     assert actions[:2] == ["slow_down", "ok"], actions
     reference = ENTRIES["en_jfk_inaugural"]["reference"]
     assert wer([reference], [healthy.final_text or ""]) <= 0.1, healthy.final_text
+
+
+def test_the_session_goes_on_after_an_oversized_frame(strict_server, audio):
+    # Given a configured session on a server that takes frames of at most 64 kB
+    samples = audio["en_librispeech_1995-1837-0001"]
+    frames = pcm_frames(samples)
+    oversized = b"\x00" * 70_000
+    # When the client sends one frame over the limit among its audio, then the rest and speech.end
+    result = asyncio.run(stream(strict_server.ws_url, frames[:10] + [oversized] + frames[10:], pace_s=0.01))
+    # Then that frame gets INVALID_MESSAGE, and the session goes on: the audio is recognised to the end
+    errors = [m["payload"] for m in result.of("speech.error")]
+    assert [e["code"] for e in errors] == ["INVALID_MESSAGE"] and "70000 bytes" in errors[0]["message"]
+    assert_completed(result)
+    reference = ENTRIES["en_librispeech_1995-1837-0001"]["reference"]
+    assert wer([reference], [result.final_text or ""]) <= 0.15, result.final_text
 
 
 def test_session_survives_errors_and_limit_is_enforced(strict_server):

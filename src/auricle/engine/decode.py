@@ -25,7 +25,7 @@ class _Growing:
     """A float32 buffer of shape (channels, n) that doubles its capacity as samples arrive."""
 
     def __init__(self, channels: int, capacity: int) -> None:
-        self.data = np.empty((channels, max(capacity, SAMPLE_RATE)), dtype=np.float32)
+        self.data: np.ndarray = np.empty((channels, max(capacity, SAMPLE_RATE)), dtype=np.float32)
         self.size = 0
 
     def append(self, block: np.ndarray) -> None:
@@ -39,9 +39,11 @@ class _Growing:
 
     def result(self) -> np.ndarray:
         # A view when little capacity is unused: copying would double the peak for long files.
+        view: np.ndarray = self.data[:, : self.size]
         if self.data.shape[1] - self.size > self.data.shape[1] // 10:
-            return self.data[:, : self.size].copy()
-        return self.data[:, : self.size]
+            copied: np.ndarray = view.copy()
+            return copied
+        return view
 
 
 def decode(
@@ -69,12 +71,13 @@ def decode(
         if not container.streams.audio:
             raise AudioDecodeError("the file has no audio stream")
         stream = container.streams.audio[0]
-        stream.thread_type = "AUTO"
+        stream.codec_context.thread_type = "AUTO"
         stereo = keep_channels and stream.channels == 2
         layout = "stereo" if stereo else "mono"
         # s16 like faster-whisper's own decode_audio, so the model sees the same samples as a direct call.
         resampler = av.AudioResampler(format="s16", layout=layout, rate=SAMPLE_RATE)
-        estimate = int((float(stream.duration * stream.time_base) if stream.duration else 60.0) * SAMPLE_RATE)
+        duration, time_base = stream.duration, stream.time_base
+        estimate = int((float(duration * time_base) if duration and time_base else 60.0) * SAMPLE_RATE)
         buffer = _Growing(2 if stereo else 1, estimate + SAMPLE_RATE)
         limit = int(max_seconds * SAMPLE_RATE) if max_seconds else None
         try:
@@ -99,11 +102,9 @@ def decode(
 
 
 def _planes(frame: av.AudioFrame, stereo: bool) -> np.ndarray:
-    array = frame.to_ndarray().astype(np.float32) / 32768.0
+    array: np.ndarray = frame.to_ndarray().astype(np.float32) / 32768.0
     # Packed s16 comes as (1, n*channels) interleaved.
-    if stereo:
-        return array.reshape(-1, 2).T
-    return array.reshape(1, -1)
+    return array.reshape(-1, 2).T if stereo else array.reshape(1, -1)
 
 
 def decode_pcm_s16le(data: bytes, *, max_seconds: float | None = None) -> Audio:

@@ -1,4 +1,8 @@
-"""One small protocol per pipeline stage. Implementations take and return the dataclasses of ``types.py``."""
+"""One small protocol per pipeline stage. Implementations take and return the dataclasses of ``types.py``.
+
+Batch transcription uses :class:`VadModel`, :class:`Transcriber` and :class:`Diarizer`; a streaming session uses
+:class:`StreamingVad` and :class:`StreamingDecoder`, which work on the short buffer of a live stream.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,17 @@ from typing import Protocol
 
 import numpy as np
 
-from auricle.engine.types import Segment, SpeakerTurn, SpeechSpan, TranscribeOptions
+from auricle.engine.types import Segment, SpeakerTurn, SpeechSpan, TranscribeOptions, Word
 
-__all__ = ["DiarizationResult", "Diarizer", "LanguageGuess", "Transcriber", "VadModel"]
+__all__ = [
+    "DiarizationResult",
+    "Diarizer",
+    "LanguageGuess",
+    "StreamingDecoder",
+    "StreamingVad",
+    "Transcriber",
+    "VadModel",
+]
 
 
 @dataclass(frozen=True)
@@ -73,4 +85,27 @@ class Diarizer(Protocol):
         max_speakers: int | None = None,
     ) -> DiarizationResult:
         """Return speaker turns labelled ``SPEAKER_00``, ``SPEAKER_01`` ... in order of first appearance."""
+        ...
+
+
+class StreamingVad(Protocol):
+    """Finds speech in a live stream's buffer (16 kHz mono), many times a second."""
+
+    def speech_samples(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """Return speech spans as ``(start, end)`` sample indices, in order; pauses shorter than the endpoint
+        silence are joined, and spans are not padded."""
+        ...
+
+
+class StreamingDecoder(Protocol):
+    """Decodes stretches of a live stream: cheap tentative decodes for hypotheses, careful final ones for phrases."""
+
+    def decode(self, samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
+        """Return the words of ``samples`` (16 kHz mono), with times relative to their start.
+
+        Args:
+            samples: the audio to decode (under 30 s).
+            prompt: text said before it, to condition on.
+            final: a final decode (beam search, as accurate as a batch one) rather than a tentative one.
+        """
         ...

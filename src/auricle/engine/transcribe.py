@@ -1,9 +1,11 @@
-"""The faster-whisper (CTranslate2) transcriber: the only module that imports ``faster_whisper`` for decoding.
+"""The faster-whisper (CTranslate2) transcriber of whole files. The streaming decode over the same loaded model is
+:mod:`auricle.engine.streaming_decoder`; only ``engine/`` imports ``faster_whisper``.
 
 Short files (under ``batched_min_s``) go through faster-whisper's sequential decoder, exactly as a direct call
 would. Longer files go through its batched pipeline (VAD windows of up to 30 s decoded together, faster on CPU),
-one piece of about five minutes at a time, cut in a pause: each piece's features are computed, decoded and
-dropped before the next, so memory stays nearly flat with duration (see bench/transcribe_long.py).
+one piece of about two minutes (``_PIECE_S``, 120 s) at a time, cut in a pause: each piece's features are
+computed, decoded and dropped before the next, so memory stays nearly flat with duration (see
+bench/transcribe_long.py).
 Batched windows come back as one segment each; aligned words split them into sentence segments.
 """
 

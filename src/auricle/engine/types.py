@@ -61,13 +61,17 @@ class SpeakerTurn:
 
 @dataclass
 class Word:
-    """A recognised word with its timing in seconds."""
+    """A recognised word with its timing in seconds; ``word`` keeps Whisper's leading space."""
 
     start: float
     end: float
     word: str
     probability: float = 1.0
     speaker: str | None = None
+
+    def shifted(self, seconds: float) -> Word:
+        """The same word moved by ``seconds``."""
+        return Word(self.start + seconds, self.end + seconds, self.word, self.probability, self.speaker)
 
 
 @dataclass

@@ -23,11 +23,11 @@ from auricle.api.service import TranscriptionResult, record_stats
 from auricle.config import Settings
 from auricle.engine.pipeline import PipelineEvent, PipelineStats
 from auricle.engine.protocols import LanguageGuess
+from auricle.engine.runtime import Runtime
 from auricle.engine.types import Segment, TranscribeOptions, Transcript, Word
 from auricle.errors import AuricleError, CancelledError, JobNotFoundError, QueueFullError
 from auricle.jobs.base import STATES, Job, JobEvent, JobQueue, error_from
 from auricle.jobs.worker import JobRunner, LocalWorkerPool
-from auricle.runtime import Runtime
 
 __all__ = ["JobTranscriptionService", "build_job_service", "pipeline_event"]
 

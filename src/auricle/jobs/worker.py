@@ -22,10 +22,10 @@ from typing import Any
 from auricle import metrics
 from auricle.config import Settings
 from auricle.engine.pipeline import PipelineEvent, PipelineStats
+from auricle.engine.runtime import Runtime
 from auricle.engine.types import TranscribeOptions
 from auricle.errors import AuricleError, CancelledError, InvalidRequestError
 from auricle.jobs.base import Job, JobEvent, JobQueue, remove_file
-from auricle.runtime import Runtime
 
 __all__ = ["JobRunner", "LocalWorkerPool", "event_from_pipeline", "run_worker", "worker_id"]
 

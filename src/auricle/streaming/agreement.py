@@ -2,15 +2,17 @@
 
 This is the policy of Macháček et al., "Turning Whisper into Real-Time Transcription System" (2023): each new
 decode is compared with the previous one, and their longest common prefix (after the already confirmed words)
-is confirmed. Times are absolute seconds from session start, so the audio buffer can be trimmed freely.
+is confirmed. Words are :class:`~auricle.engine.types.Word` (``word`` keeps Whisper's leading space); times are
+absolute seconds from session start, so the audio buffer can be trimmed freely.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-__all__ = ["LocalAgreement", "TimedWord", "join_words", "normalize_word"]
+from auricle.engine.types import Word
+
+__all__ = ["LocalAgreement", "join_words", "normalize_word"]
 
 _NON_WORD = re.compile(r"[^\w']+", re.UNICODE)
 # How far (s) a re-decoded copy of the last confirmed words may have moved.
@@ -19,28 +21,14 @@ _ANCHOR_WORDS = 3
 _MAX_NGRAM = 5
 
 
-@dataclass(frozen=True)
-class TimedWord:
-    """A decoded word with absolute times in seconds; ``text`` keeps Whisper's leading space."""
-
-    start: float
-    end: float
-    text: str
-    probability: float = 1.0
-
-    def shifted(self, seconds: float) -> TimedWord:
-        """The same word moved by ``seconds``."""
-        return TimedWord(self.start + seconds, self.end + seconds, self.text, self.probability)
-
-
 def normalize_word(text: str) -> str:
     """Lower-case and strip punctuation so that "Hello," and "hello" agree."""
     return _NON_WORD.sub("", text.lower())
 
 
-def join_words(words: list[TimedWord]) -> str:
+def join_words(words: list[Word]) -> str:
     """Join words into text (Whisper words carry their own leading space)."""
-    text = "".join(w.text for w in words).strip()
+    text = "".join(w.word for w in words).strip()
     return re.sub(r"\s+", " ", text)
 
 
@@ -55,32 +43,32 @@ class LocalAgreement:
     def __init__(self, committed_time: float = 0.0, committed_tail: list[str] | None = None) -> None:
         self.committed_time = committed_time
         self._committed_tail: list[str] = [normalize_word(w) for w in committed_tail or [] if normalize_word(w)]
-        self._previous: list[TimedWord] = []
-        self._new: list[TimedWord] = []
+        self._previous: list[Word] = []
+        self._new: list[Word] = []
 
     @property
-    def tentative(self) -> list[TimedWord]:
+    def tentative(self) -> list[Word]:
         """The latest hypothesis after the confirmed words (not yet confirmed)."""
         return list(self._previous)
 
     @property
-    def pending(self) -> list[TimedWord]:
+    def pending(self) -> list[Word]:
         """The newest hypothesis after the confirmed words (what :meth:`complete` would confirm)."""
         return list(self._new or self._previous)
 
-    def insert(self, words: list[TimedWord]) -> None:
+    def insert(self, words: list[Word]) -> None:
         """Take a new decode (absolute times) covering the buffer; drops words already confirmed.
 
         The decode repeats confirmed words still in the audio, with times that may move by a few hundred ms, so
         the cut is found by text first: the newest occurrence near the confirmed time of the last confirmed
         words. Only without such an anchor does the cut fall back to word midpoints against the confirmed time.
         """
-        words = [w for w in words if normalize_word(w.text)]
+        words = [w for w in words if normalize_word(w.word)]
         self._new = words[self._anchor(words) :]
 
-    def _anchor(self, words: list[TimedWord]) -> int:
+    def _anchor(self, words: list[Word]) -> int:
         """Index of the first word after the confirmed ones."""
-        texts = [normalize_word(w.text) for w in words]
+        texts = [normalize_word(w.word) for w in words]
         for n in range(min(len(self._committed_tail), _ANCHOR_WORDS), 0, -1):
             tail = self._committed_tail[-n:]
             best: tuple[float, int] | None = None
@@ -99,11 +87,11 @@ class LocalAgreement:
                 return index
         return len(words)
 
-    def flush(self) -> list[TimedWord]:
+    def flush(self) -> list[Word]:
         """Confirm and return the common prefix of the previous and the newest hypothesis."""
-        confirmed: list[TimedWord] = []
+        confirmed: list[Word] = []
         while (
-            self._new and self._previous and normalize_word(self._new[0].text) == normalize_word(self._previous[0].text)
+            self._new and self._previous and normalize_word(self._new[0].word) == normalize_word(self._previous[0].word)
         ):
             confirmed.append(self._new.pop(0))
             self._previous.pop(0)
@@ -112,7 +100,7 @@ class LocalAgreement:
         self._remember(confirmed)
         return confirmed
 
-    def complete(self, upto: float | None = None) -> list[TimedWord]:
+    def complete(self, upto: float | None = None) -> list[Word]:
         """Confirm the newest hypothesis as it stands (end of an utterance or of the stream).
 
         Args:
@@ -128,8 +116,8 @@ class LocalAgreement:
         self._remember(confirmed)
         return list(confirmed)
 
-    def _remember(self, confirmed: list[TimedWord]) -> None:
+    def _remember(self, confirmed: list[Word]) -> None:
         if not confirmed:
             return
         self.committed_time = max(self.committed_time, confirmed[-1].end)
-        self._committed_tail = (self._committed_tail + [normalize_word(w.text) for w in confirmed])[-_MAX_NGRAM:]
+        self._committed_tail = (self._committed_tail + [normalize_word(w.word) for w in confirmed])[-_MAX_NGRAM:]

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from auricle.engine.types import SAMPLE_RATE
 from auricle.streaming.protocol import AUDIO_ERROR, ProtocolError
 
-__all__ = ["FrameDecoder", "TARGET_RATE"]
+__all__ = ["FrameDecoder"]
 
 logger = logging.getLogger(__name__)
 
-TARGET_RATE = 16_000
 _OPUS_RATE = 48_000  # libopus decodes to 48 kHz whatever the encoder's input rate was
 
 
@@ -29,10 +29,10 @@ class FrameDecoder:
         self.encoding = encoding
         self._rate = _OPUS_RATE if encoding == "opus" else sample_rate
         self._resampler: Any = None
-        if self._rate != TARGET_RATE:
+        if self._rate != SAMPLE_RATE:
             import soxr
 
-            self._resampler = soxr.ResampleStream(self._rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
+            self._resampler = soxr.ResampleStream(self._rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
         self._opus: Any = self._new_opus() if encoding == "opus" else None
 
     @staticmethod

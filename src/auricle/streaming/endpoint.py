@@ -1,6 +1,6 @@
 """WebSocket ``/transcribe``: authentication before the upgrade, session limits, and the read loop.
 
-The contract is shared STREAMING.md; message handling lives in :mod:`auricle.streaming.handlers`.
+The contract is summarised in :mod:`auricle.streaming`; message handling lives in :mod:`auricle.streaming.handlers`.
 """
 
 from __future__ import annotations
@@ -12,19 +12,17 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketState
 
 from auricle import metrics
-from auricle.config import Settings
-from auricle.runtime import Runtime
 from auricle.streaming import protocol
 from auricle.streaming.handlers import Connection, handle_audio
+from auricle.streaming.hub import StreamingHub
 from auricle.streaming.protocol import INVALID_MESSAGE, SESSION_LIMIT, ProtocolError
-from auricle.streaming.scheduler import InferenceScheduler
 
-__all__ = ["StreamingHub", "router"]
+__all__ = ["router"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,25 +36,6 @@ BEARER_SUBPROTOCOL = "auricle.bearer."
 _WIND_DOWN_S = 60.0  # longest wait for the final results of a session the server ends
 
 
-class StreamingHub:
-    """What all streaming connections of one app share: settings, runtime, scheduler and the session count."""
-
-    def __init__(self, settings: Settings, runtime: Runtime) -> None:
-        self.settings = settings
-        self.runtime = runtime
-        self.scheduler = InferenceScheduler(settings.workers)
-        self.active = 0
-
-    @classmethod
-    def of(cls, app: FastAPI) -> StreamingHub:
-        """The app's hub, created on first use (``app.state.streaming``)."""
-        hub = getattr(app.state, "streaming", None)
-        if hub is None:
-            hub = cls(app.state.settings, app.state.runtime)
-            app.state.streaming = hub
-        return hub
-
-
 async def _deny(websocket: WebSocket, status: int, message: str) -> None:
     """Refuse the upgrade with an HTTP status when the server supports it, else close before accepting."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
@@ -67,7 +46,7 @@ async def _deny(websocket: WebSocket, status: int, message: str) -> None:
 
 @router.websocket("/transcribe")
 async def transcribe(websocket: WebSocket) -> None:
-    """Streaming speech recognition (see STREAMING.md for the protocol)."""
+    """Streaming speech recognition (see :mod:`auricle.streaming` for the protocol)."""
     app = websocket.app
     auth = app.state.auth
     if auth.enabled:
@@ -79,7 +58,7 @@ async def transcribe(websocket: WebSocket) -> None:
             auth.record_failure(address)
             await _deny(websocket, 401, "missing or invalid API key")
             return
-    hub = StreamingHub.of(app)
+    hub: StreamingHub = app.state.streaming
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     if hub.active >= hub.settings.streaming.session_limit:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.websockets import WebSocket
 
 from auricle import metrics
 from auricle.errors import AuricleError
 from auricle.streaming import protocol
-from auricle.streaming.adapters import silero_vad, whisper_decoder
+from auricle.streaming.hub import StreamingHub
 from auricle.streaming.protocol import (
     INVALID_MESSAGE,
     INVALID_STATE,
@@ -26,9 +26,6 @@ from auricle.streaming.protocol import (
     ProtocolError,
 )
 from auricle.streaming.session import ENDPOINT_MS, StreamSession, TranscriptLimitError
-
-if TYPE_CHECKING:
-    from auricle.streaming.endpoint import StreamingHub
 
 __all__ = ["HANDLERS", "Connection", "handle_audio", "handler"]
 
@@ -106,7 +103,13 @@ class Connection:
                 return
 
     def check_backpressure(self) -> None:
-        """Send ``speech.backpressure`` on a change and track whether the buffer has room to read more."""
+        """Send ``speech.backpressure`` on a change and track whether the buffer has room to read more.
+
+        ``slow_down`` goes out over 80% full and ``ok`` back under 50% (:meth:`StreamSession.backpressure_change`);
+        frames stop being read only while the buffer is full, and reading resumes as soon as a recognition step
+        has made room. There is deliberately no 50% low watermark for reading: the recogniser itself may hold up
+        to 80% of the buffer and needs new audio to shrink it, so waiting for 50% could stall a session.
+        """
         session = self.session
         if session is None:
             return
@@ -160,11 +163,15 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
         raise ProtocolError(
             INVALID_MESSAGE, f"language: model '{name}' is English-only; use a multilingual model such as 'base'"
         )
-    decode = whisper_decoder(transcriber, language, beam_size=1, final_beam_size=5)
-    session = StreamSession(config, name, settings.streaming, decode, silero_vad(ENDPOINT_MS))
+    decoder = runtime.streaming_decoder(transcriber, language, beam_size=1, final_beam_size=5)
+    session = StreamSession(config, name, settings.streaming, decoder, runtime.streaming_vad(ENDPOINT_MS))
     conn.session = session
     loop = asyncio.get_running_loop()
-    session.publish = lambda messages: loop.call_soon_threadsafe(conn.send_all, messages)
+
+    def publish(messages: list[dict[str, Any]]) -> None:
+        loop.call_soon_threadsafe(conn.send_all, messages)
+
+    session.publish = publish
     conn.hub.scheduler.register(session, conn.deliver)
     logger.info(
         "stream %s: model %s, %s at %d Hz%s",

@@ -1,4 +1,5 @@
-"""Messages of the WebSocket ``/transcribe`` protocol (see shared STREAMING.md), as pydantic models keyed by ``type``.
+"""Messages of the WebSocket ``/transcribe`` protocol (summarised in :mod:`auricle.streaming`), as pydantic models
+keyed by ``type``.
 
 Client messages are parsed with :func:`parse_client_message`, which turns every malformed input into a
 :class:`ProtocolError` carrying the error code the contract names. Server messages are built with
@@ -136,8 +137,10 @@ def parse_client_message(text: str) -> ConfigMessage | EndMessage:
     """
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise ProtocolError(INVALID_MESSAGE, f"not valid JSON: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(INVALID_MESSAGE, f"not valid JSON: {exc.reason}") from None
     if not isinstance(data, dict):
         raise ProtocolError(INVALID_MESSAGE, "a message must be a JSON object with 'type' and 'payload'")
     kind = data.get("type")

@@ -6,8 +6,9 @@ from one final decode (beam search) of its audio with up to ``_CONTEXT_S`` of th
 pause ends the utterance or, in long speech, at a clause end. That keeps a streamed transcript as accurate as a
 batch one: words agreed between short greedy decodes lose a few in a hundred against it.
 
-:class:`StreamingRecognizer` is pure: it gets a decode function and a VAD function, so tests drive it with scripted
-fakes and no model. It is not thread-safe; the scheduler runs at most one step of a session at a time.
+:class:`StreamingRecognizer` is pure: it gets a :class:`~auricle.engine.protocols.StreamingDecoder` and a
+:class:`~auricle.engine.protocols.StreamingVad`, so tests drive it with scripted fakes and no model. It is not
+thread-safe; the scheduler runs at most one step of a session at a time.
 """
 
 from __future__ import annotations
@@ -18,18 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from auricle.streaming.agreement import LocalAgreement, TimedWord, join_words, normalize_word
+from auricle.engine.protocols import StreamingDecoder, StreamingVad
+from auricle.engine.types import SAMPLE_RATE, Word
+from auricle.streaming.agreement import LocalAgreement, join_words, normalize_word
 
-__all__ = ["DecodeFn", "Hypothesis", "Phrase", "StepResult", "StreamingRecognizer", "VadFn"]
+__all__ = ["Hypothesis", "Phrase", "StepResult", "StreamingRecognizer"]
 
 logger = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16_000
-
-DecodeFn = Callable[[np.ndarray, str, bool], list[TimedWord]]
-"""``decode(samples, prompt, final)`` -> words with times relative to the samples' start."""
-VadFn = Callable[[np.ndarray], list[tuple[int, int]]]
-"""``vad(samples)`` -> speech spans as (start, end) sample indices; pauses shorter than the endpoint are joined."""
 
 _PAD_S = 0.3  # audio kept before speech and after its end when decoding
 _MAX_DECODE_S = 28.0  # Whisper sees at most 30 s
@@ -78,8 +74,8 @@ class StreamingRecognizer:
     """Turns a stream of 16 kHz samples into hypotheses and phrases.
 
     Args:
-        decode: the transcriber (see :data:`DecodeFn`).
-        vad: the speech detector (see :data:`VadFn`).
+        decoder: the transcriber.
+        vad: the speech detector (its minimum silence is ``endpoint_s``).
         base_s: session time (s) of the first sample fed (non-zero after a resume).
         window_s: longest phrase; past it, the confirmed words are emitted as a phrase without waiting for a pause.
         overlap_s: confirmed audio kept as context when the buffer is shortened.
@@ -92,8 +88,8 @@ class StreamingRecognizer:
 
     def __init__(
         self,
-        decode: DecodeFn,
-        vad: VadFn,
+        decoder: StreamingDecoder,
+        vad: StreamingVad,
         *,
         base_s: float = 0.0,
         window_s: float = 5.0,
@@ -104,7 +100,7 @@ class StreamingRecognizer:
         committed_time: float = 0.0,
         prompt: str = "",
     ) -> None:
-        self._decode = decode
+        self._decoder = decoder
         self._vad = vad
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = round(base_s * SAMPLE_RATE)  # session sample index of _buf[0]
@@ -119,14 +115,14 @@ class StreamingRecognizer:
         self._agreement = LocalAgreement(committed_time, prompt.split()[-5:])
         self._emitted_time = committed_time
         self._emitted_tail = prompt.split()[-5:]
-        self._phrase_words: list[TimedWord] = []
-        self._buffer_words: list[TimedWord] = []  # confirmed words still inside the buffer
+        self._phrase_words: list[Word] = []
+        self._buffer_words: list[Word] = []  # confirmed words still inside the buffer
         self._decoded_until = self._buf_start
         self._hypothesized_until = committed_time
         self._last_hypothesis = ""
         self._prompt = prompt[-_PROMPT_CHARS:]
         self._history = np.zeros(0, dtype=np.float32)  # audio before the buffer, up to _CONTEXT_S
-        self._gone: list[TimedWord] = []  # recent words in the prompt, with times
+        self._gone: list[Word] = []  # recent words in the prompt, with times
         self._early: Callable[[StepResult], None] | None = None
         self._phrase_starts: list[int] = []  # session sample where recent phrases' audio starts
 
@@ -167,7 +163,7 @@ class StreamingRecognizer:
         result = StepResult()
         pad = round(_PAD_S * SAMPLE_RATE)
         while True:
-            spans = self._vad(self._buf) if len(self._buf) >= SAMPLE_RATE // 10 else []
+            spans = self._vad.speech_samples(self._buf) if len(self._buf) >= SAMPLE_RATE // 10 else []
             if not spans:
                 self._no_speech(result, final)
                 break
@@ -243,7 +239,7 @@ class StreamingRecognizer:
         self._trim(round(cut_s * SAMPLE_RATE) - self._buf_start)
         return True
 
-    def _decode_phrase(self, result: StepResult, start: int, end: int, speech_end: int) -> list[TimedWord] | None:
+    def _decode_phrase(self, result: StepResult, start: int, end: int, speech_end: int) -> list[Word] | None:
         """The final decode of ``_buf[start:end]``, checked against the tentative words of the same audio.
 
         Whisper sometimes ends a decode early and skips the rest of its input. A final decode with clearly fewer
@@ -265,7 +261,7 @@ class StreamingRecognizer:
 
     def _final_decode(
         self, result: StepResult, start: int, end: int, speech_end: int, *, context: bool = True
-    ) -> list[TimedWord]:
+    ) -> list[Word]:
         """Decode ``_buf[start:end]`` with the final beam; words in session time, invented tail removed.
 
         The decode also sees up to ``_CONTEXT_S`` of the audio before (already emitted), prompted with the text
@@ -283,12 +279,12 @@ class StreamingRecognizer:
         before = np.concatenate([self._history, self._buf[:start]])[available - (self._buf_start + start - begin) :]
         offset = (self._buf_start + start - len(before)) / SAMPLE_RATE
         prompt = self._prompt_before(offset)
-        words = [w.shifted(offset) for w in self._decode(np.concatenate([before, audio]), prompt, True)]
+        words = [w.shifted(offset) for w in self._decoder.decode(np.concatenate([before, audio]), prompt, True)]
         words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
         self._note_hypothesized(result, words)
         return words
 
-    def _phrase_agreement(self, words: list[TimedWord]) -> LocalAgreement:
+    def _phrase_agreement(self, words: list[Word]) -> LocalAgreement:
         """An agreement holding ``words``, a decode of the buffered speech, as the phrase's only hypothesis.
 
         Words confirmed since the last phrase were never promised to the client (only hypotheses showed them),
@@ -296,15 +292,15 @@ class StreamingRecognizer:
         decode's copies of them, and of earlier phrases, are dropped).
         """
         kept = self._kept_phrase_words()
-        tail = self._emitted_tail + [w.text for w in kept]
+        tail = self._emitted_tail + [w.word for w in kept]
         agreement = LocalAgreement(kept[-1].end if kept else self._emitted_time, tail[-5:])
         agreement.insert(words)
         return agreement
 
-    def _kept_phrase_words(self) -> list[TimedWord]:
+    def _kept_phrase_words(self) -> list[Word]:
         return [w for w in self._phrase_words if w.end * SAMPLE_RATE <= self._buf_start]
 
-    def _restart_phrase(self, words: list[TimedWord]) -> None:
+    def _restart_phrase(self, words: list[Word]) -> None:
         """Make ``words`` the phrase's only hypothesis (see :meth:`_phrase_agreement`)."""
         self._agreement = self._phrase_agreement(words)
         kept = self._kept_phrase_words()
@@ -333,7 +329,7 @@ class StreamingRecognizer:
         """Decode ``_buf[start:end]`` tentatively: confirm what two decodes agree on, show the rest."""
         self._decoded_until = self._buf_start + end
         offset = (self._buf_start + start) / SAMPLE_RATE
-        words = [w.shifted(offset) for w in self._decode(self._buf[start:end], self._prompt, False)]
+        words = [w.shifted(offset) for w in self._decoder.decode(self._buf[start:end], self._prompt, False)]
         # Two decodes can invent the same words at the edge of the audio; agreement would then confirm them.
         words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
         self._agreement.insert(words)
@@ -374,13 +370,13 @@ class StreamingRecognizer:
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
-    def _note_hypothesized(self, result: StepResult, words: list[TimedWord]) -> None:
+    def _note_hypothesized(self, result: StepResult, words: list[Word]) -> None:
         fresh = [w.end for w in words if w.end > self._hypothesized_until]
         if fresh:
             result.hypothesized.extend(fresh)
             self._hypothesized_until = fresh[-1]
 
-    def _emit_phrase(self, result: StepResult, more: list[TimedWord], cut: int) -> None:
+    def _emit_phrase(self, result: StepResult, more: list[Word], cut: int) -> None:
         result.confirmed.extend(w.end for w in more)
         self._buffer_words.extend(more)
         words = self._phrase_words + more
@@ -391,7 +387,7 @@ class StreamingRecognizer:
             return
         self._emitted_time = words[-1].end
         self._phrase_starts = [*self._phrase_starts[-20:], max(0, round((words[0].start - _PAD_S) * SAMPLE_RATE))]
-        self._emitted_tail = [w.text for w in words[-5:]]
+        self._emitted_tail = [w.word for w in words[-5:]]
         confidence = float(np.mean([w.probability for w in words]))
         resume_s = (self._buf_start + max(0, min(cut, len(self._buf)))) / SAMPLE_RATE
         result.events.append(Phrase(words[0].start, words[-1].end, text, confidence, resume_s))
@@ -419,7 +415,7 @@ class StreamingRecognizer:
         text = self._prompt
         for word in reversed(after):
             # The prompt ends with these words' texts (joined with single spaces); cut them off from the end.
-            stripped = word.text.strip()
+            stripped = word.word.strip()
             cut = text.rstrip().rfind(stripped)
             if cut < 0:
                 break
@@ -427,7 +423,7 @@ class StreamingRecognizer:
         return text.strip()
 
 
-def _cut_point(words: list[TimedWord], min_s: float, until: float, *, clause: bool) -> float | None:
+def _cut_point(words: list[Word], min_s: float, until: float, *, clause: bool) -> float | None:
     """Where to end a phrase of ``words`` early: the middle of a pause after a word ending by ``until``, at least
     ``min_s`` into the phrase; only after a word with closing punctuation when ``clause``. Later and longer pauses,
     and clause ends, are preferred.
@@ -438,9 +434,9 @@ def _cut_point(words: list[TimedWord], min_s: float, until: float, *, clause: bo
     best: tuple[float, float] | None = None
     for before, after in zip(words, words[1:], strict=False):
         gap = after.start - before.end
-        punctuated = before.text.rstrip()[-1:] in ".,;:!?"
+        punctuated = before.word.rstrip()[-1:] in ".,;:!?"
         # A cut inside a word Whisper split in two ("bud-buriest") would show as two phrases.
-        starts_word = after.text[:1].isspace() and bool(normalize_word(after.text[:2]))
+        starts_word = after.word[:1].isspace() and bool(normalize_word(after.word[:2]))
         if earliest <= before.end <= until and gap >= _GAP_S / 2 and starts_word and (punctuated or not clause):
             score = gap + (1.0 if punctuated else 0.0)
             if best is None or score >= best[0]:
@@ -448,14 +444,14 @@ def _cut_point(words: list[TimedWord], min_s: float, until: float, *, clause: bo
     return best[1] if best else None
 
 
-def _strip_invented_tail(words: list[TimedWord], speech_end: float) -> list[TimedWord]:
+def _strip_invented_tail(words: list[Word], speech_end: float) -> list[Word]:
     """Drop words Whisper invents in the silence after an utterance ("Thank you for watching.").
 
     Whisper squeezes invented words into next to no time, so a tail of mostly zero-length words goes; then single
     trailing words that start after the speech ended, get no time, or are improbable in the last moments.
     """
 
-    def squeezed(word: TimedWord) -> bool:
+    def squeezed(word: Word) -> bool:
         return word.end - word.start < 0.05
 
     for index, word in enumerate(words):

@@ -33,7 +33,7 @@ class InferenceScheduler:
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="auricle-stream")
+        self._executor: ThreadPoolExecutor | None = None
         self._queue: deque[StreamSession] = deque()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -68,6 +68,8 @@ class InferenceScheduler:
         return len(self._queue)
 
     def _ensure_started(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="auricle-stream")
         if self._wakeup is None:
             self._wakeup = asyncio.Event()
         self._tasks = [t for t in self._tasks if not t.done()]
@@ -76,17 +78,19 @@ class InferenceScheduler:
 
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
-        assert self._wakeup is not None
+        # Kept here: shutdown() drops them from the scheduler before this task sees its cancellation.
+        wakeup, executor = self._wakeup, self._executor
+        assert wakeup is not None and executor is not None
         while True:
             while not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                wakeup.clear()
+                await wakeup.wait()
             session = self._queue.popleft()
             self._queued.discard(session.id)
             self._running.add(session.id)
             outcome: list[dict[str, Any]] | BaseException
             try:
-                outcome = await loop.run_in_executor(self._executor, session.run_step)
+                outcome = await loop.run_in_executor(executor, session.run_step)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # delivered to the session, which reports and closes
@@ -104,8 +108,23 @@ class InferenceScheduler:
             if not isinstance(outcome, BaseException):
                 self.notify(session)
 
+    @property
+    def running(self) -> bool:
+        """Whether workers and the thread pool are up (from the first :meth:`register` until :meth:`shutdown`)."""
+        return self._executor is not None
+
     def shutdown(self) -> None:
-        """Stop the workers and the thread pool."""
+        """Stop the workers and the thread pool and forget every session; a step already running finishes.
+
+        A later :meth:`register` starts afresh (an app's lifespan may run more than once, as in tests).
+        """
         for task in self._tasks:
             task.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._tasks = []
+        self._deliver.clear()
+        self._queue.clear()
+        self._queued.clear()
+        self._wakeup = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

@@ -21,10 +21,12 @@ import numpy as np
 
 from auricle import metrics
 from auricle.config import StreamingSettings
+from auricle.engine.protocols import StreamingDecoder, StreamingVad
+from auricle.engine.types import SAMPLE_RATE
 from auricle.streaming import protocol
-from auricle.streaming.audio import TARGET_RATE, FrameDecoder
+from auricle.streaming.audio import FrameDecoder
 from auricle.streaming.protocol import ConfigPayload
-from auricle.streaming.recognizer import DecodeFn, Phrase, StepResult, StreamingRecognizer, VadFn
+from auricle.streaming.recognizer import Phrase, StepResult, StreamingRecognizer
 
 __all__ = ["ENDPOINT_MS", "StreamSession", "TranscriptLimitError"]
 
@@ -48,12 +50,17 @@ class StreamSession:
         config: the validated ``speech.config`` payload.
         model_name: the canonical model name decoding this session.
         limits: streaming settings (buffer size, transcript limit).
-        decode: the decode function (see :func:`auricle.streaming.adapters.whisper_decoder`).
-        vad: the VAD function (see :func:`auricle.streaming.adapters.silero_vad`).
+        decoder: the session's decoder (``Runtime.streaming_decoder``).
+        vad: the session's speech detector, with ``ENDPOINT_MS`` minimum silence (``Runtime.streaming_vad``).
     """
 
     def __init__(
-        self, config: ConfigPayload, model_name: str, limits: StreamingSettings, decode: DecodeFn, vad: VadFn
+        self,
+        config: ConfigPayload,
+        model_name: str,
+        limits: StreamingSettings,
+        decoder: StreamingDecoder,
+        vad: StreamingVad,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.config = config
@@ -66,7 +73,7 @@ class StreamSession:
         self._last_text_offset_ms = resume.last_text_offset if resume else 0
         self.window_s = config.window_duration_ms / 1000
         self.recognizer = StreamingRecognizer(
-            decode,
+            decoder,
             vad,
             base_s=self._base_s,
             window_s=self.window_s,
@@ -118,12 +125,12 @@ class StreamSession:
 
     @property
     def _base_samples(self) -> int:
-        return round(self._base_s * TARGET_RATE)
+        return round(self._base_s * SAMPLE_RATE)
 
     @property
     def fill(self) -> float:
         """Share of the audio buffer in use: queued plus held by the recogniser."""
-        queued = self._pending_samples / TARGET_RATE + self.recognizer.buffered_s
+        queued = self._pending_samples / SAMPLE_RATE + self.recognizer.buffered_s
         return queued / self.limits.buffer_s
 
     def backpressure_change(self) -> Literal["slow_down", "ok"] | None:
@@ -141,14 +148,14 @@ class StreamSession:
         """Whether a recognition step has work: enough new audio, or the end to flush."""
         if self.finished:
             return False
-        return self.ending or self._pending_samples >= _INTERVAL_S * TARGET_RATE
+        return self.ending or self._pending_samples >= _INTERVAL_S * SAMPLE_RATE
 
     # -- scheduler-thread side -----------------------------------------------------------------------------------
 
     def run_step(self) -> list[dict[str, Any]]:
         """Run one recognition step and return the server messages it produced (thread-safe per session)."""
         with self._lock:
-            limit = round(_MAX_STEP_S * TARGET_RATE)
+            limit = round(_MAX_STEP_S * SAMPLE_RATE)
             taken: list[np.ndarray] = []
             count = 0
             while self._pending and count < limit:
@@ -157,7 +164,8 @@ class StreamSession:
             self._pending_samples -= count
             final = self.ending and not self._pending
         samples = np.concatenate(taken) if taken else np.zeros(0, dtype=np.float32)
-        early = (lambda part: self.publish(self._messages(part))) if self.publish else None
+        publish = self.publish
+        early = (lambda part: publish(self._messages(part))) if publish else None
         messages = self._messages(self.recognizer.step(samples, final=final, early=early))
         if final:
             self.finished = True
@@ -181,7 +189,7 @@ class StreamSession:
         return messages
 
     def _arrival(self, end_s: float) -> float:
-        target = round(end_s * TARGET_RATE)
+        target = round(end_s * SAMPLE_RATE)
         with self._lock:
             arrivals = list(self._arrivals)
         index = bisect.bisect_left(arrivals, (target, 0.0))

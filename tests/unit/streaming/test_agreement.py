@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from auricle.streaming.agreement import LocalAgreement, TimedWord, join_words, normalize_word
+from auricle.engine.types import Word
+from auricle.streaming.agreement import LocalAgreement, join_words, normalize_word
 
 
-def words(*items: tuple[str, float]) -> list[TimedWord]:
+def words(*items: tuple[str, float]) -> list[Word]:
     """Words of 0.3 s each starting at the given times."""
-    return [TimedWord(start, start + 0.3, f" {text}") for text, start in items]
+    return [Word(start, start + 0.3, f" {text}") for text, start in items]
 
 
 def test_first_decode_confirms_nothing():
@@ -26,7 +27,7 @@ def test_common_prefix_of_two_decodes_is_confirmed():
     agreement.insert(words(("ask", 0.0), ("not,", 0.4), ("when", 0.8), ("your", 1.2)))
     confirmed = agreement.flush()
     # Then those two are confirmed (punctuation and case do not matter) and the rest stays tentative
-    assert [normalize_word(w.text) for w in confirmed] == ["ask", "not"]
+    assert [normalize_word(w.word) for w in confirmed] == ["ask", "not"]
     assert join_words(agreement.tentative) == "when your"
     assert agreement.committed_time == confirmed[-1].end
 
@@ -40,7 +41,7 @@ def test_confirmed_words_are_not_confirmed_twice_when_decoded_again():
     agreement.insert(words(("one", 0.05), ("two", 0.35), ("three", 0.8)))
     assert agreement.flush() == []
     agreement.insert(words(("one", 0.0), ("two", 0.4), ("three", 0.8), ("four", 1.2)))
-    assert [normalize_word(w.text) for w in agreement.flush()] == ["three"]
+    assert [normalize_word(w.word) for w in agreement.flush()] == ["three"]
 
 
 def test_anchor_finds_the_confirmed_tail_even_when_times_moved():

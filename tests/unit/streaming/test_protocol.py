@@ -1,4 +1,4 @@
-"""Client message parsing and validation against STREAMING.md."""
+"""Client message parsing and validation against the protocol contract (summarised in ``auricle.streaming``)."""
 
 from __future__ import annotations
 

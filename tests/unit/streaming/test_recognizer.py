@@ -7,10 +7,13 @@ end of the audio, as Whisper would.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
-from auricle.streaming.agreement import TimedWord, normalize_word
+from auricle.engine.types import Word
+from auricle.streaming.agreement import normalize_word
 from auricle.streaming.recognizer import Hypothesis, Phrase, StreamingRecognizer
 
 RATE = 16_000
@@ -38,14 +41,14 @@ def _runs(samples: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-def fake_decode(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+def fake_decode(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
     words = []
     for start, end in _runs(samples):
         index = round((float(samples[start]) - 0.5) * 1000)
         complete = end - start >= int(WORD_S * RATE) - 1
         # Every fifth word ends a clause (punctuation), where a long utterance may be cut.
         text = f" {VOCABULARY[index]}{',' if index % 5 == 4 else ''}" if complete else f" {VOCABULARY[index]}~"
-        words.append(TimedWord(start / RATE, end / RATE, text, 0.9))
+        words.append(Word(start / RATE, end / RATE, text, 0.9))
     return words
 
 
@@ -59,13 +62,31 @@ def fake_vad(samples: np.ndarray) -> list[tuple[int, int]]:
     return spans
 
 
+class ScriptedDecoder:
+    """A :class:`~auricle.engine.protocols.StreamingDecoder` over a decode function."""
+
+    def __init__(self, decode: Callable[[np.ndarray, str, bool], list[Word]]) -> None:
+        self.decode = decode
+
+
+class FakeVad:
+    """A :class:`~auricle.engine.protocols.StreamingVad` over :func:`fake_vad`."""
+
+    def speech_samples(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        return fake_vad(samples)
+
+
+def recognizer_over(decode, **kwargs) -> StreamingRecognizer:
+    return StreamingRecognizer(ScriptedDecoder(decode), FakeVad(), **kwargs)
+
+
 def run(audio: np.ndarray, chunk_s: float, **kwargs) -> list[Hypothesis | Phrase]:
     return run_with(fake_decode, audio, chunk_s, **kwargs)
 
 
 def run_with(decode, audio: np.ndarray, chunk_s: float, **kwargs) -> list[Hypothesis | Phrase]:
     """Stream ``audio`` in ``chunk_s`` steps through a recognizer over ``decode`` and the fake VAD."""
-    recognizer = StreamingRecognizer(decode, fake_vad, **kwargs)
+    recognizer = recognizer_over(decode, **kwargs)
     events: list[Hypothesis | Phrase] = []
     step = int(chunk_s * RATE)
     for offset in range(0, len(audio), step):
@@ -122,23 +143,19 @@ def test_offsets_continue_from_the_resume_point():
 def test_resumed_recognizer_does_not_repeat_confirmed_words():
     # Given a checkpoint taken mid-utterance: words w0-w3 confirmed, ending at 2.1 s
     audio, spoken = synth([8])
-    recognizer = StreamingRecognizer(
-        fake_decode, fake_vad, base_s=1.5, committed_time=2.1, prompt="w0 w1 w2 w3", window_s=10
-    )
+    recognizer = recognizer_over(fake_decode, base_s=1.5, committed_time=2.1, prompt="w0 w1 w2 w3", window_s=10)
     # When the audio is sent again from the resume point (1.5 s)
     events = recognizer.step(audio[int(1.5 * RATE) :], final=True).events
     # Then only the words after the confirmed ones come out
     assert phrase_text(events) == spoken[4:]
 
 
-def greedy_garbles(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+def greedy_garbles(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
     """Like :func:`fake_decode`, but the tentative (greedy) decodes get every third word wrong, consistently."""
     words = fake_decode(samples, prompt, final)
     if final:
         return words
-    return [
-        TimedWord(w.start, w.end, f"{w.text}x" if int(normalize_word(w.text)[1:]) % 3 == 0 else w.text) for w in words
-    ]
+    return [Word(w.start, w.end, f"{w.word}x" if int(normalize_word(w.word)[1:]) % 3 == 0 else w.word) for w in words]
 
 
 @pytest.mark.parametrize("chunk_s", [0.2, 1.0])
@@ -157,7 +174,7 @@ def test_final_decodes_see_the_audio_before_them_but_not_its_words_in_the_prompt
     audio, spoken = synth([5, 5])
     calls: list[tuple[float, str, bool]] = []
 
-    def recording(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+    def recording(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
         calls.append((len(samples) / RATE, prompt, final))
         return fake_decode(samples, prompt, final)
 
@@ -174,10 +191,8 @@ def test_a_long_utterance_without_clause_ends_is_cut_only_when_the_buffer_is_ful
     # Given a long utterance whose decodes show no punctuation
     audio, spoken = synth([60])
 
-    def unpunctuated(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
-        return [
-            TimedWord(w.start, w.end, w.text.rstrip(","), w.probability) for w in fake_decode(samples, prompt, final)
-        ]
+    def unpunctuated(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
+        return [Word(w.start, w.end, w.word.rstrip(","), w.probability) for w in fake_decode(samples, prompt, final)]
 
     events = run_with(unpunctuated, audio, 0.5, window_s=3.0, max_buffer_s=16.0)
     phrases = [e for e in events if isinstance(e, Phrase)]
@@ -191,7 +206,7 @@ def test_a_final_decode_that_skips_audio_is_not_trusted():
     # Given final decodes that stop halfway (as Whisper sometimes does), tentative decodes being right
     audio, spoken = synth([12, 12])
 
-    def stops_early(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+    def stops_early(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
         words = fake_decode(samples, prompt, final)
         return words[: len(words) // 2] if final else words
 
@@ -205,11 +220,11 @@ def test_what_a_step_has_is_published_before_its_final_decode():
     audio, _ = synth([20])
     log: list[str] = []
 
-    def decode(samples: np.ndarray, prompt: str, final: bool) -> list[TimedWord]:
+    def decode(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
         log.append("final" if final else "tentative")
         return fake_decode(samples, prompt, final)
 
-    recognizer = StreamingRecognizer(decode, fake_vad, window_s=3.0)
+    recognizer = recognizer_over(decode, window_s=3.0)
     for offset in range(0, len(audio), RATE):
         recognizer.step(audio[offset : offset + RATE], early=lambda part: log.append(f"early:{len(part.events)}"))
     # Then the hypothesis of a step that cuts a phrase is published before the phrase's final decode

@@ -1,7 +1,9 @@
-"""The engine parts one process shares: model registry and manager, VAD, diarizer, and how they compose.
+"""The engine's facade: the parts one process shares (model registry and manager, VAD, diarizer) and how they
+compose, for batch transcription and for streaming sessions.
 
-The CLI, the HTTP app, job workers and streaming sessions each build one :class:`Runtime` from their
-:class:`~auricle.config.Settings` (no module-level singletons).
+The CLI, the HTTP app and job workers each build one :class:`Runtime` from their :class:`~auricle.config.Settings`
+(no module-level singletons); streaming sessions use the app's. Callers outside the engine see the stages only
+through :mod:`auricle.engine.protocols`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 from auricle.config import Settings
 from auricle.engine.pipeline import PipelineEvent, PipelineStats, run_pipeline
-from auricle.engine.protocols import Diarizer
+from auricle.engine.protocols import Diarizer, StreamingDecoder, StreamingVad
+from auricle.engine.streaming_decoder import FasterWhisperStreamingDecoder
 from auricle.engine.transcribe import FasterWhisperTranscriber
 from auricle.engine.types import Audio, TranscribeOptions, Transcript
 from auricle.engine.vad import SileroVad
@@ -68,6 +71,30 @@ class Runtime:
         """Load models now rather than on first use."""
         for name in names if names is not None else [*self.settings.preload_models]:
             self.models.get(name)
+
+    def streaming_decoder(
+        self,
+        transcriber: FasterWhisperTranscriber,
+        language: str | None,
+        *,
+        beam_size: int = 1,
+        final_beam_size: int = 5,
+    ) -> StreamingDecoder:
+        """A decoder for one streaming session over a model of :attr:`models`.
+
+        Args:
+            transcriber: the loaded model (``models.get(name)``).
+            language: language code, or None to detect it on the session's first utterance.
+            beam_size: beam for tentative re-decodes.
+            final_beam_size: beam for the last decode of an utterance.
+        """
+        return FasterWhisperStreamingDecoder(
+            transcriber, language, beam_size=beam_size, final_beam_size=final_beam_size
+        )
+
+    def streaming_vad(self, endpoint_ms: int) -> StreamingVad:
+        """The speech detector of one streaming session: unpadded spans, pauses under ``endpoint_ms`` joined."""
+        return SileroVad.for_streaming(endpoint_ms)
 
     def transcribe(
         self,

@@ -1,0 +1,38 @@
+"""What all streaming connections of one app share (:class:`StreamingHub`), built and closed by the app's lifespan."""
+
+from __future__ import annotations
+
+import logging
+
+from auricle.config import Settings
+from auricle.engine.runtime import Runtime
+from auricle.streaming.scheduler import InferenceScheduler
+
+__all__ = ["StreamingHub"]
+
+logger = logging.getLogger(__name__)
+
+
+class StreamingHub:
+    """Settings, engine runtime, the inference scheduler and the count of open sessions.
+
+    ``create_app`` builds one and keeps it as ``app.state.streaming``; its lifespan calls :meth:`close` at
+    shutdown, which stops the scheduler's workers and thread pool.
+
+    Args:
+        settings: the app's settings (``settings.streaming`` holds the limits).
+        runtime: the app's engine runtime (models, streaming decoders and VAD).
+    """
+
+    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.scheduler = InferenceScheduler(settings.workers)
+        self.active = 0
+        """Open sessions (for ``session_limit``)."""
+
+    def close(self) -> None:
+        """Stop the scheduler: its workers are cancelled and its threads shut down (a running step finishes)."""
+        if self.active:
+            logger.info("closing the streaming hub with %d open session(s)", self.active)
+        self.scheduler.shutdown()
