@@ -153,8 +153,8 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
                 yield _sse("deleted", {"type": "deleted", "id": job_id})
                 return
             for event in batch:
-                kind = event.get("type", "message")
-                yield _sse(_SSE_NAMES.get(kind, kind), event)
+                kind = event.type
+                yield _sse(_SSE_NAMES.get(kind, kind), event.to_dict())
                 if kind in ("done", "failed", "cancelled"):
                     return
             if batch:
