@@ -246,9 +246,14 @@ def assert_results_match(client: httpx.Client, clip_of: dict[str, str]) -> None:
         assert CLIPS[clip] <= words, f"job {job_id} ({clip}) got: {text!r}"
 
 
-def long_clip(directory: Path, *, repeats: int = 8) -> Path:
-    """A WAV of real speech: the AMI excerpt ``repeats`` times over (minutes of work for any worker)."""
-    target = directory / f"ami_x{repeats}.wav"
+def long_clip(directory: Path, *, seconds: int = 85) -> Path:
+    """A WAV of ``seconds`` of real speech (the 30 s AMI excerpt over and over).
+
+    The default stays under the transcriber's ``batched_min_s`` (90 s), so it is decoded sequentially and segments
+    come out one by one while it runs: a cancel reaches it between two segments, seconds before its end. (A batched
+    file decodes its pieces in parallel and yields their segments in one burst at the end of each piece.)
+    """
+    target = directory / f"ami_{seconds}s.wav"
     if not target.exists():
         directory.mkdir(parents=True, exist_ok=True)
         riff = (AUDIO / "ami_excerpt_dev00.wav").read_bytes()
@@ -262,7 +267,9 @@ def long_clip(directory: Path, *, repeats: int = 8) -> Path:
             else:
                 header += chunk
             pos += 8 + size + size % 2
-        body = header + b"data" + struct.pack("<I", len(data) * repeats) + data * repeats
+        byte_rate, block = struct.unpack_from("<IH", header, 16)  # the fmt chunk: after id, size and 4 fields
+        data = (data * (1 + seconds * byte_rate // len(data)))[: seconds * byte_rate // block * block]
+        body = header + b"data" + struct.pack("<I", len(data)) + data
         target.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
     return target
 
