@@ -9,9 +9,9 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
-import struct
 import time
 from pathlib import Path
 from typing import Any
