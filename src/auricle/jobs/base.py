@@ -24,18 +24,16 @@ import abc
 import builtins
 import contextlib
 import logging
-import os
 import shutil
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from auricle.errors import AudioDecodeError, JobNotFoundError, JobStateError
+from auricle.jobs._names import new_job_id, remove_file, spool_name, worker_id
 from auricle.jobs.codec import ErrorInfo
 from auricle.jobs.events import FinishedEvent, JobEvent, ProgressEvent, StateEvent
 
@@ -69,31 +67,6 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 STATES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
-
-
-def new_job_id() -> str:
-    """A fresh job id: 32 hex characters."""
-    return uuid.uuid4().hex
-
-
-def worker_id(name: str) -> str:
-    """``host:pid:name-random``: the host and pid let a restarted server find jobs of its dead predecessor."""
-    return f"{socket.gethostname()}:{os.getpid()}:{name}-{uuid.uuid4().hex[:6]}"
-
-
-def spool_name(job_id: str, filename: str | None) -> str:
-    """The spool file name of a job's audio (``job-<id><suffix>``); the orphan sweep relies on this shape."""
-    suffix = Path(filename or "").suffix[:12]
-    if not suffix.replace(".", "").isalnum():
-        suffix = ""
-    return f"job-{job_id}{suffix}"
-
-
-def remove_file(path: str | None) -> None:
-    """Delete a file if present."""
-    if path:
-        with contextlib.suppress(FileNotFoundError):
-            Path(path).unlink()
 
 
 def not_found(job_id: str) -> JobNotFoundError:
