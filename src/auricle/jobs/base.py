@@ -51,6 +51,7 @@ __all__ = [
     "decide_complete",
     "decide_fail",
     "decide_heartbeat",
+    "decide_recover",
     "decide_report",
     "decide_retry",
     "enqueued",
@@ -266,6 +267,12 @@ def decide_claim(job: Job, worker: str, now: float, lease_s: float) -> tuple[Cha
         progress=0.0,
     )
     return Change(running, (StateEvent(running.to_public()),), reset_events=True), Claim(running, "claimed")
+
+
+def decide_recover(job: Job, worker: str) -> Change | None:
+    """Recovery: the lease of a job whose worker is known dead (its process is gone) ends now, so the next claim
+    takes it at once (or cancels it, when a cancel was requested). None unless ``worker`` still holds it."""
+    return Change(replace(job, lease_until=0.0)) if _holds(job, worker) else None
 
 
 def _holds(job: Job, worker: str) -> bool:

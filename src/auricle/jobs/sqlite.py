@@ -10,6 +10,7 @@ leases to run out.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from auricle.errors import JobNotFoundError, JobStateError
-from auricle.jobs.base import STATES, Change, Job, JobQueue, not_found
+from auricle.jobs.base import STATES, Change, Job, JobQueue, decide_recover, not_found
 from auricle.jobs.events import JobEvent, event_from_dict
 
 __all__ = ["SqliteJobQueue", "pid_alive"]
@@ -235,18 +236,20 @@ class SqliteJobQueue(JobQueue):
         """See :meth:`JobQueue.recover`: running jobs whose worker id names this host and a dead pid (or our own
         pid: a container restarted with the same pid) get their lease ended now."""
         host, me = socket.gethostname(), os.getpid()
-        stale: builtins.list[str] = []
+        stale: builtins.list[Job] = []
         for row in self._db().execute("SELECT data FROM jobs WHERE status = 'running'"):
             job = Job.from_dict(json.loads(row[0]))
             w_host, _, rest = (job.worker or "").partition(":")
             pid_text = rest.partition(":")[0]
             pid = int(pid_text) if pid_text.isdigit() else 0
             if w_host == host and (pid == me or not pid_alive(pid)):
-                stale.append(job.id)
-        for job_id in stale:
-            self._db().execute("UPDATE jobs SET lease_until = 0 WHERE id = ? AND status = 'running'", (job_id,))
-            logger.info("job %s was running in a process that died; its lease ended", job_id)
-        return len(stale)
+                stale.append(job)
+        recovered = 0
+        for job in stale:
+            if self._apply_if_present(job.id, functools.partial(decide_recover, worker=job.worker or ""))[1]:
+                recovered += 1
+                logger.info("job %s was running in a process that died; its lease ended", job.id)
+        return recovered
 
     def wait_for_work(self, timeout: float) -> None:
         """See :meth:`JobQueue.wait_for_work`."""

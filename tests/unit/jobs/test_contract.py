@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +18,7 @@ from auricle.errors import JobNotFoundError, JobStateError
 from auricle.jobs.base import JobQueue
 from auricle.jobs.codec import ErrorInfo
 from auricle.jobs.events import FinishedEvent, ProgressEvent, StateEvent
+from auricle.jobs.sqlite import SqliteJobQueue
 
 Audio = Callable[[], Path]
 RESULT = {"language": "en", "duration": 1.0, "segments": [], "task": "transcribe"}
@@ -173,6 +177,29 @@ def test_cancel_of_a_dead_workers_job_cancels_at_once(job_queue: JobQueue, audio
     time.sleep(0.3)
     assert job_queue.cancel(job_id).status == "cancelled"
     assert job_queue.claim("alive", 30).reason == "empty"
+
+
+@pytest.mark.parametrize("cancel", [False, True], ids=["runs-again", "cancel-pending"])
+def test_sqlite_recovers_the_jobs_of_a_dead_process_at_once(tmp_path: Path, audio: Audio, cancel: bool) -> None:
+    # Given a job leased for a long time to a worker of a process on this host that has died
+    queue = SqliteJobQueue(tmp_path / "jobs.sqlite3", tmp_path / "spool")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    job_id = submit(queue, audio)
+    assert queue.claim(f"{socket.gethostname()}:{dead.pid}:t0-abc", 3600, job_id=job_id).job is not None
+    live = submit(queue, audio)
+    assert queue.claim(f"{socket.gethostname()}:{os.getppid()}:t0-abc", 3600, job_id=live).job is not None
+    if cancel:
+        queue.cancel(job_id)
+    # When the next server starts
+    assert queue.recover() == 1
+    # Then the dead process's job is taken by the next claim (or cancelled, when a cancel was pending)
+    claimed = queue.claim("new", 30)
+    if cancel:
+        assert claimed.reason == "empty" and queue.get(job_id).status == "cancelled"
+    else:
+        assert claimed.job is not None and claimed.job.id == job_id and claimed.job.attempts == 2
+    assert queue.get(live).status == "running"
 
 
 def test_fail_then_retry(job_queue: JobQueue, audio: Audio) -> None:
