@@ -10,6 +10,8 @@ A job is one file to transcribe. Its life::
 Execution is at least once: a running job whose lease ran out (its worker died) is claimed again and re-run,
 unless a cancel was requested, in which case it ends cancelled. Only the worker holding the lease may report,
 finish or heartbeat a job, so exactly one result is stored and a second completion is refused.
+Any job may be deleted; a running one's worker learns it at its next heartbeat and stops. Recovery ends the lease
+of a job whose worker process is known dead, so the next claim decides at once.
 
 The transitions are pure functions (``decide_*``) from a job to a :class:`Change`; :class:`JobQueue` implements
 the public methods once on top of them, and a backend only provides the storage primitives (``_insert``,
@@ -320,7 +322,8 @@ class JobQueue(abc.ABC):
     Producers call :meth:`enqueue`, :meth:`get`, :meth:`list`, :meth:`result`, :meth:`cancel`, :meth:`retry`,
     :meth:`delete` and :meth:`read_events`; workers call :meth:`claim`, :meth:`heartbeat`, :meth:`report`,
     :meth:`complete` and :meth:`fail`. The state-changing methods are implemented here once; a backend
-    implements the storage primitives at the end of this class and the read methods.
+    implements the storage primitives at the end of this class and the read methods, and calls
+    ``super().__init__()`` (the in-process worker registry).
     """
 
     spool_dir: Path
