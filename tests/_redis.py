@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -18,7 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
-__all__ = ["JobsServer", "Process", "RedisServer", "WorkerProcess", "free_port"]
+__all__ = [
+    "HTTPFailure",
+    "JobsServer",
+    "Process",
+    "RedisServer",
+    "WorkerProcess",
+    "cancel_while_running",
+    "free_port",
+    "long_clip",
+    "wait_all",
+]
 
 TESTS = Path(__file__).resolve().parent
 
@@ -194,17 +205,28 @@ def submit_clips(client: httpx.Client, count: int, *, clips: list[str] | None = 
     return {job["id"]: job["filename"][4:] for job in response.json()["jobs"]}
 
 
+class HTTPFailure(AssertionError):
+    """Raised when the server answers a helper's request with an error status."""
+
+
 def wait_all(client: httpx.Client, ids: list[str], timeout: float = 180) -> dict[str, dict[str, Any]]:
-    """Poll the listing until every job finished (tolerating a server that is briefly down); returns id -> job."""
+    """Poll the listing until every job finished; returns id -> job.
+
+    Only a server that cannot be reached (restarting) is waited for; an error answer raises :class:`HTTPFailure`
+    with its status and body at once.
+    """
     deadline = time.monotonic() + timeout
     wanted = set(ids)
     seen: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         try:
-            listing = client.get("/v1/jobs", params={"limit": 500}).json()["jobs"]
-        except (httpx.HTTPError, KeyError, ValueError):
+            response = client.get("/v1/jobs", params={"limit": 500})
+        except httpx.TransportError:
             time.sleep(0.5)
             continue
+        if response.status_code != 200:
+            raise HTTPFailure(f"GET /v1/jobs answered {response.status_code}: {response.text[:2000]}")
+        listing = response.json()["jobs"]
         seen.update({job["id"]: job for job in listing if job["id"] in wanted})
         if len(seen) == len(wanted) and all(j["status"] in ("succeeded", "failed", "cancelled") for j in seen.values()):
             return seen
@@ -216,6 +238,66 @@ def wait_all(client: httpx.Client, ids: list[str], timeout: float = 180) -> dict
 def assert_results_match(client: httpx.Client, clip_of: dict[str, str]) -> None:
     """Every job succeeded and its transcript has its own clip's words (no mix-ups)."""
     for job_id, clip in clip_of.items():
-        text = client.get(f"/v1/jobs/{job_id}/result", params={"format": "text"}).text.lower()
+        response = client.get(f"/v1/jobs/{job_id}/result", params={"format": "text"})
+        if response.status_code != 200:
+            raise HTTPFailure(f"result of job {job_id} answered {response.status_code}: {response.text[:2000]}")
+        text = response.text.lower()
         words = set(text.replace(".", " ").replace(",", " ").split())
         assert CLIPS[clip] <= words, f"job {job_id} ({clip}) got: {text!r}"
+
+
+def long_clip(directory: Path, *, seconds: int = 85) -> Path:
+    """A WAV of ``seconds`` of real speech (the 30 s AMI excerpt over and over).
+
+    The default stays under the transcriber's ``batched_min_s`` (90 s), so it is decoded sequentially and segments
+    come out one by one while it runs: a cancel reaches it between two segments, seconds before its end. (A batched
+    file decodes its pieces in parallel and yields their segments in one burst at the end of each piece.)
+    """
+    target = directory / f"ami_{seconds}s.wav"
+    if not target.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        riff = (AUDIO / "ami_excerpt_dev00.wav").read_bytes()
+        # A RIFF file is chunks of (id, little-endian size, payload); keep the header chunks and repeat "data".
+        pos, header, data = 12, b"", b""
+        while pos + 8 <= len(riff):
+            size = struct.unpack_from("<I", riff, pos + 4)[0]
+            chunk = riff[pos : pos + 8 + size + size % 2]
+            if riff[pos : pos + 4] == b"data":
+                data = riff[pos + 8 : pos + 8 + size]
+            else:
+                header += chunk
+            pos += 8 + size + size % 2
+        byte_rate, block = struct.unpack_from("<IH", header, 16)  # the fmt chunk: after id, size and 4 fields
+        data = (data * (1 + seconds * byte_rate // len(data)))[: seconds * byte_rate // block * block]
+        body = header + b"data" + struct.pack("<I", len(data)) + data
+        target.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+    return target
+
+
+def cancel_while_running(client: httpx.Client, job_id: str, timeout: float = 120) -> tuple[dict[str, Any], str]:
+    """Wait until the job has decoded speech (it is transcribing with progress above 0, so it provably runs), cancel
+    it then, and wait for its end. Returns the cancel answer and the job's final status."""
+
+    def job() -> dict[str, Any]:
+        response = client.get(f"/v1/jobs/{job_id}")
+        if response.status_code != 200:
+            raise HTTPFailure(f"GET /v1/jobs/{job_id} answered {response.status_code}: {response.text[:2000]}")
+        data: dict[str, Any] = response.json()
+        return data
+
+    deadline = time.monotonic() + timeout
+    current = job()
+    while not (current["status"] == "running" and current["stage"] == "transcribing" and current["progress"] > 0):
+        if current["status"] in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} never ran long enough to be cancelled: {current}")
+        time.sleep(0.02)
+        current = job()
+    response = client.post(f"/v1/jobs/{job_id}/cancel")
+    if response.status_code != 200:
+        raise HTTPFailure(f"cancel of job {job_id} answered {response.status_code}: {response.text[:2000]}")
+    while current["status"] not in ("succeeded", "failed", "cancelled"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} did not stop after its cancel: {current}")
+        time.sleep(0.1)
+        current = job()
+    return response.json(), str(current["status"])

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from _redis import JobsServer, RedisServer, WorkerProcess, assert_results_match, submit_clips, wait_all
+from _redis import (
+    JobsServer,
+    RedisServer,
+    WorkerProcess,
+    assert_results_match,
+    cancel_while_running,
+    long_clip,
+    submit_clips,
+    wait_all,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.model, pytest.mark.slow]
 
@@ -69,13 +78,23 @@ def test_fifty_jobs_through_two_worker_processes_each_get_their_own_result(clust
 
 def test_cancel_reaches_a_running_job_on_a_worker(cluster: Cluster) -> None:
     with cluster.api.client() as client:
-        ids = list(submit_clips(client, 2, clips=[LONG]))
-        running = wait_running(cluster, ids)
-        assert client.post(f"/v1/jobs/{running}/cancel").status_code == 200
-        jobs = wait_all(client, ids, timeout=60)
-        assert jobs[running]["status"] in ("cancelled", "succeeded")
-        assert client.delete(f"/v1/jobs/{running}").status_code == 204
-        assert not cluster.db().exists(f"auricle:audio:{running}")
+        # Given a job of several minutes of speech that has decoded its first segment on a worker
+        clip = long_clip(cluster.root / "clips")
+        response = client.post("/v1/jobs", files=[("file", (clip.name, clip.read_bytes(), "audio/wav"))])
+        assert response.status_code == 202, response.text
+        job_id = response.json()["jobs"][0]["id"]
+        # When it is cancelled then
+        answer, final = cancel_while_running(client, job_id)
+        # Then the cancel found it running, and it ends cancelled (not succeeded) well before it could finish
+        assert answer["status"] == "running"
+        assert final == "cancelled"
+        events = client.get(f"/v1/jobs/{job_id}/events").text
+        assert "event: segment" in events and events.rstrip().split("\n\n")[-1].startswith("event: cancelled")
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "cancelled" and job["error"] is None and job["progress"] < 100
+        assert client.get(f"/v1/jobs/{job_id}/result").status_code == 409
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+        assert not cluster.db().exists(f"auricle:audio:{job_id}")
 
 
 def test_worker_killed_mid_job_the_job_finishes_on_another_worker_once(cluster: Cluster) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from fastapi import Request, UploadFile
 
-from auricle.api.service import TranscriptionResult, TranscriptionService
 from auricle.api.uploads import save_upload
 from auricle.engine.pipeline import PipelineEvent
 from auricle.engine.types import SAMPLE_RATE, TranscribeOptions
+from auricle.jobs.service import JobTranscriptionService, TranscriptionResult
 
 __all__ = ["pcm_to_wav", "spool", "transcribe_request", "watch_disconnect"]
 
@@ -59,7 +59,7 @@ async def watch_disconnect(request: Request) -> AsyncIterator[threading.Event]:
 
 async def transcribe_request(request: Request, path: Path, options: TranscribeOptions) -> TranscriptionResult:
     """Run one spooled file through the app's transcription service; the service deletes the file."""
-    service: TranscriptionService = request.app.state.service
+    service: JobTranscriptionService = request.app.state.service
     async with watch_disconnect(request) as gone:
         return await service.transcribe(path, options, disconnected=gone.is_set)
 
@@ -68,7 +68,7 @@ async def stream_request(
     request: Request, path: Path, options: TranscribeOptions
 ) -> AsyncIterator[PipelineEvent | TranscriptionResult]:
     """Like :func:`transcribe_request`, yielding pipeline events before the result."""
-    service: TranscriptionService = request.app.state.service
+    service: JobTranscriptionService = request.app.state.service
     async with watch_disconnect(request) as gone:
         async for item in service.stream(path, options, disconnected=gone.is_set):
             yield item

@@ -1,80 +1,89 @@
-"""The job contract every backend implements, and the plain data it moves around.
+"""The job contract: the :class:`Job` record, every state transition (decided here, once), and :class:`JobQueue`.
 
 A job is one file to transcribe. Its life::
 
     queued ──claim──► running ──complete──► succeeded
-      │                 │  └────fail──────► failed ───retry──► queued
-      └──cancel──► cancelled ◄──cancel (the worker notices the flag)
-                        └────────────────────────retry──► queued
+      │                 │  └────fail──────► failed ────retry──► queued (at the back)
+      │                 └──cancel: flag──► (worker stops) ──► cancelled ──retry──► queued
+      └──cancel──► cancelled                lease ran out with the flag up ──► cancelled
 
-Execution is at least once: a job whose worker stops heartbeating its lease is claimed again and re-run, and a
-re-run overwrites the result (results are idempotent). Only the worker holding the lease may finish a job, so
-exactly one result is stored. Backends: :mod:`~auricle.jobs.memory` (test stand-in),
-:mod:`~auricle.jobs.sqlite` (embedded default) and :mod:`~auricle.jobs.redis` (scale-out with Dramatiq).
+Execution is at least once: a running job whose lease ran out (its worker died) is claimed again and re-run,
+unless a cancel was requested, in which case it ends cancelled. Only the worker holding the lease may report,
+finish or heartbeat a job, so exactly one result is stored and a second completion is refused.
+Any job may be deleted; a running one's worker learns it at its next heartbeat and stops. Recovery ends the lease
+of a job whose worker process is known dead, so the next claim decides at once.
+
+The transitions are pure functions (``decide_*``) from a job to a :class:`Change`; :class:`JobQueue` implements
+the public methods once on top of them, and a backend only provides the storage primitives (``_insert``,
+``_apply``, ``_claimable``, ``_remove``): load a job, and store a decided change atomically. Backends:
+:mod:`~auricle.jobs.memory` (test stand-in), :mod:`~auricle.jobs.sqlite` (embedded default) and
+:mod:`~auricle.jobs.redis` (scale-out; delivery through :mod:`~auricle.jobs.dramatiq`).
 """
 
 from __future__ import annotations
 
 import abc
+import builtins
 import contextlib
+import logging
 import shutil
+import threading
 import time
-import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from auricle import errors
+from auricle.errors import AudioDecodeError, JobNotFoundError, JobStateError
+from auricle.jobs._names import new_job_id, remove_file, spool_name, worker_id
+from auricle.jobs.codec import ErrorInfo
+from auricle.jobs.events import FinishedEvent, JobEvent, ProgressEvent, StateEvent
 
 __all__ = [
     "ACTIVE",
     "STATES",
     "TERMINAL",
+    "Change",
+    "Claim",
     "Job",
-    "JobEvent",
     "JobQueue",
     "JobStatus",
-    "error_from",
+    "decide_cancel",
+    "decide_claim",
+    "decide_complete",
+    "decide_fail",
+    "decide_heartbeat",
+    "decide_recover",
+    "decide_report",
+    "decide_retry",
+    "enqueued",
     "new_job_id",
+    "not_found",
     "remove_file",
     "spool_name",
+    "worker_id",
 ]
+
+logger = logging.getLogger(__name__)
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 STATES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
 
-JobEvent = dict[str, Any]
-"""An event of a job: ``{"type": "state"|"stage"|"language"|"segment"|"done"|"failed"|"cancelled", ...}``."""
 
-
-def new_job_id() -> str:
-    """A fresh job id: 32 hex characters."""
-    return uuid.uuid4().hex
-
-
-def spool_name(job_id: str, filename: str | None) -> str:
-    """The spool file name of a job's audio (``job-<id><suffix>``); the orphan sweep relies on this shape."""
-    suffix = Path(filename or "").suffix[:12]
-    if not suffix.replace(".", "").isalnum():
-        suffix = ""
-    return f"job-{job_id}{suffix}"
-
-
-def error_from(error_type: str | None, message: str) -> errors.AuricleError:
-    """Rebuild the domain error a worker stored (by class name), so the sync API answers with the same status."""
-    cls = getattr(errors, error_type or "", None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.AuricleError)):
-        cls = errors.AuricleError
-    exc = cls.__new__(cls)
-    errors.AuricleError.__init__(exc, message)
-    return exc
+def not_found(job_id: str) -> JobNotFoundError:
+    """The error of every backend for an unknown, deleted or expired job."""
+    return JobNotFoundError(f"no job {job_id}", param="id")
 
 
 @dataclass
 class Job:
-    """One job as stored. Times are Unix seconds; ``progress`` is 0–100 of the audio processed."""
+    """One job as stored. Times are Unix seconds; ``progress`` is 0–100 of the audio processed.
+
+    A failed job's error is ``(error_type, error, error_param)``: the :class:`~auricle.jobs.codec.ErrorInfo`
+    code, message and parameter.
+    """
 
     id: str
     status: JobStatus = "queued"
@@ -89,6 +98,7 @@ class Job:
     progress: float = 0.0
     error: str | None = None
     error_type: str | None = None
+    error_param: str | None = None
     audio_path: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
@@ -100,6 +110,13 @@ class Job:
     def finished(self) -> bool:
         """Whether the job reached a terminal state."""
         return self.status in TERMINAL
+
+    @property
+    def error_info(self) -> ErrorInfo | None:
+        """The stored error of a failed job."""
+        if self.status != "failed":
+            return None
+        return ErrorInfo(self.error_type, self.error or "job failed", self.error_param)
 
     def to_public(self) -> dict[str, Any]:
         """What the API shows: no lease or worker internals, no server paths."""
@@ -134,18 +151,189 @@ class Job:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
+ClaimReason = Literal["claimed", "empty", "missing", "cancelled", "leased", "finished"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of :meth:`JobQueue.claim`.
+
+    ``reason`` is ``claimed`` (``job`` is set), ``empty`` (nothing to run), ``missing`` (no such job),
+    ``cancelled`` (cancel was requested; a dead worker's job ends cancelled here), ``leased`` (a live worker
+    holds it until ``lease_until``) or ``finished``.
+    """
+
+    job: Job | None
+    reason: ClaimReason
+    lease_until: float | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A decided change of one job, for a backend to store atomically with its side effects.
+
+    Attributes:
+        job: the job's new state.
+        events: to append to the job's log (after clearing it, with ``reset_events``: a new attempt).
+        result: a transcript to store; ``drop_result`` deletes a stored one.
+        requeue: put the job at the back of the queue.
+    """
+
+    job: Job
+    events: tuple[JobEvent, ...] = ()
+    reset_events: bool = False
+    result: dict[str, Any] | None = None
+    drop_result: bool = False
+    requeue: bool = False
+
+
+# -- the transitions: pure functions of the stored job ------------------------------------------------------------
+
+
+def enqueued(job: Job) -> Change:
+    """A new job: queued at the back, its log started."""
+    return Change(job, (StateEvent(job.to_public()),), reset_events=True, requeue=True)
+
+
+def _finished(job: Job, status: Literal["failed", "cancelled"], now: float) -> Change:
+    """``job`` ends ``status`` (a cancelled job keeps no error)."""
+    done = replace(job, status=status, finished_at=now)
+    if status == "cancelled":
+        done = replace(done, error=None, error_type=None, error_param=None)
+    return Change(done, (FinishedEvent(status, done.to_public()),))
+
+
+def _lease_expired(job: Job, now: float) -> bool:
+    return job.status == "running" and (job.lease_until or 0.0) < now
+
+
+def decide_cancel(job: Job, now: float) -> Change | None:
+    """Cancel: a queued job (or a running one whose worker died) ends cancelled at once; a running one gets the
+    flag its worker sees at its next heartbeat. None when the flag is already up.
+
+    Raises:
+        JobStateError: the job already finished.
+    """
+    if job.finished:
+        raise JobStateError(f"job {job.id} is {job.status}; it cannot be cancelled")
+    flagged = replace(job, cancel_requested=True)
+    if job.status == "queued" or _lease_expired(job, now):
+        return _finished(flagged, "cancelled", now)
+    return None if job.cancel_requested else Change(flagged)
+
+
+def decide_retry(job: Job, now: float, *, audio_stored: bool) -> Change:
+    """Retry: a failed or cancelled job is queued again at the back, with its lease, error and result cleared.
+
+    Raises:
+        JobStateError: the job is not failed or cancelled, or its audio is gone.
+    """
+    if job.status not in ("failed", "cancelled"):
+        raise JobStateError(f"job {job.id} is {job.status}; it cannot be retried")
+    if not audio_stored:
+        raise JobStateError(f"the audio of job {job.id} is no longer stored")
+    queued = replace(
+        job,
+        status="queued",
+        error=None,
+        error_type=None,
+        error_param=None,
+        cancel_requested=False,
+        started_at=None,
+        finished_at=None,
+        lease_until=None,
+        worker=None,
+        stage=None,
+        progress=0.0,
+    )
+    return Change(queued, (StateEvent(queued.to_public()),), reset_events=True, drop_result=True, requeue=True)
+
+
+def decide_claim(job: Job, worker: str, now: float, lease_s: float) -> tuple[Change | None, Claim]:
+    """Claim: lease a queued job, or a running one whose lease ran out, to ``worker`` (a new attempt, with a new
+    log). A dead worker's job with a cancel requested ends cancelled instead of running again."""
+    if job.finished:
+        return None, Claim(None, "finished")
+    if job.status == "running" and not _lease_expired(job, now):
+        return None, Claim(None, "leased", job.lease_until)
+    if job.cancel_requested:
+        return _finished(job, "cancelled", now), Claim(None, "cancelled")
+    running = replace(
+        job,
+        status="running",
+        worker=worker,
+        lease_until=now + lease_s,
+        attempts=job.attempts + 1,
+        started_at=now,
+        stage="queued",
+        progress=0.0,
+    )
+    return Change(running, (StateEvent(running.to_public()),), reset_events=True), Claim(running, "claimed")
+
+
+def decide_recover(job: Job, worker: str) -> Change | None:
+    """Recovery: the lease of a job whose worker is known dead (its process is gone) ends now, so the next claim
+    takes it at once (or cancels it, when a cancel was requested). None unless ``worker`` still holds it."""
+    return Change(replace(job, lease_until=0.0)) if _holds(job, worker) else None
+
+
+def _holds(job: Job, worker: str) -> bool:
+    return job.status == "running" and job.worker == worker
+
+
+def decide_heartbeat(job: Job, worker: str, now: float, lease_s: float) -> Change | None:
+    """Heartbeat: the holder's lease is extended (also while it stops after a cancel). None if not the holder."""
+    return Change(replace(job, lease_until=now + lease_s)) if _holds(job, worker) else None
+
+
+def decide_report(job: Job, worker: str, event: ProgressEvent) -> Change | None:
+    """Progress: the holder's event updates stage and progress and goes to the log. None if not the holder."""
+    if not _holds(job, worker):
+        return None
+    return Change(replace(job, stage=event.stage, progress=event.progress), (event,))
+
+
+def decide_complete(job: Job, worker: str, now: float, result: dict[str, Any], stats: dict[str, Any]) -> Change | None:
+    """Complete: the holder stores the result and the job succeeded. None if not the holder (so a second
+    completion, or one from a worker that lost its lease, stores nothing)."""
+    if not _holds(job, worker):
+        return None
+    done = replace(job, status="succeeded", finished_at=now, stats=dict(stats), stage="done", progress=100.0)
+    return Change(done, (FinishedEvent("done", done.to_public()),), result=result)
+
+
+def decide_fail(job: Job, worker: str, now: float, error: ErrorInfo) -> Change | None:
+    """Fail: the holder's job failed with ``error``, or ended cancelled when a cancel was requested. None if not
+    the holder."""
+    if not _holds(job, worker):
+        return None
+    if job.cancel_requested:
+        return _finished(job, "cancelled", now)
+    failed = replace(job, error=error.message, error_type=error.code, error_param=error.param)
+    return _finished(failed, "failed", now)
+
+
+# -- the contract -------------------------------------------------------------------------------------------------
+
+
 class JobQueue(abc.ABC):
     """Durable job storage and hand-out. Thread-safe; every method may be called from any thread.
 
     Producers call :meth:`enqueue`, :meth:`get`, :meth:`list`, :meth:`result`, :meth:`cancel`, :meth:`retry`,
     :meth:`delete` and :meth:`read_events`; workers call :meth:`claim`, :meth:`heartbeat`, :meth:`report`,
-    :meth:`complete` and :meth:`fail`.
+    :meth:`complete` and :meth:`fail`. The state-changing methods are implemented here once; a backend
+    implements the storage primitives at the end of this class and the read methods, and calls
+    ``super().__init__()`` (the in-process worker registry).
     """
 
     spool_dir: Path
 
+    def __init__(self) -> None:
+        self._workers: dict[str, tuple[int, float]] = {}
+        self._workers_lock = threading.Lock()
+        self.worker_ttl_s = 60.0
+
     # -- producer side ------------------------------------------------------------------------------------------
-    @abc.abstractmethod
     def enqueue(
         self,
         audio: Path,
@@ -164,6 +352,11 @@ class JobQueue(abc.ABC):
             session: a free-form client tag to filter listings by.
             ephemeral: a job of a sync request; hidden from listings and deleted once its result is read.
         """
+        job = Job(id=new_job_id(), filename=filename, options=options, session=session, ephemeral=ephemeral)
+        job.audio_path = str(self._spool_audio(audio, job.id, filename).resolve())
+        self._insert(enqueued(job))
+        self._queued(job.id)
+        return job
 
     @abc.abstractmethod
     def get(self, job_id: str) -> Job:
@@ -173,31 +366,43 @@ class JobQueue(abc.ABC):
     def list(
         self, *, status: str | None = None, session: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[Job]:
-        """Non-ephemeral jobs, newest first, optionally filtered by status and session tag."""
+        """Non-ephemeral jobs, newest (created) first, optionally filtered by status and session tag."""
 
     @abc.abstractmethod
     def result(self, job_id: str) -> dict[str, Any]:
         """The stored :meth:`Transcript.to_dict` of a succeeded job. Raises :class:`JobStateError` otherwise."""
 
-    @abc.abstractmethod
     def cancel(self, job_id: str) -> Job:
         """Cancel a job: a queued one at once, a running one by raising the flag its worker polls.
 
         Raises:
+            JobNotFoundError: no such job.
             JobStateError: the job already finished.
         """
+        now = time.time()
+        return self._apply(job_id, lambda job: decide_cancel(job, now))[0]
 
-    @abc.abstractmethod
     def retry(self, job_id: str) -> Job:
-        """Queue a failed or cancelled job again (its audio is kept until it expires).
+        """Queue a failed or cancelled job again, at the back (its audio is kept until it expires).
 
         Raises:
-            JobStateError: the job is queued, running or succeeded.
+            JobNotFoundError: no such job.
+            JobStateError: the job is queued, running or succeeded, or its audio is gone.
         """
+        now = time.time()
+        job, _ = self._apply(job_id, lambda job: decide_retry(job, now, audio_stored=self._audio_stored(job)))
+        self._queued(job_id)
+        return job
 
-    @abc.abstractmethod
     def delete(self, job_id: str) -> None:
-        """Remove a job with its audio, result and events; a running one is also told to stop."""
+        """Remove a job with its audio, result and events, whatever its state; a running one's worker learns at
+        its next heartbeat that it should stop.
+
+        Raises:
+            JobNotFoundError: no such job.
+        """
+        job = self._remove(job_id)
+        remove_file(job.audio_path)
 
     @abc.abstractmethod
     def counts(self) -> dict[str, int]:
@@ -208,52 +413,122 @@ class JobQueue(abc.ABC):
         job = self.get(job_id)
         if job.audio_path and Path(job.audio_path).is_file():
             return Path(job.audio_path)
-        raise errors.JobNotFoundError(f"the audio of job {job_id} is no longer stored")
+        raise JobNotFoundError(f"the audio of job {job_id} is no longer stored")
 
     @abc.abstractmethod
-    def read_events(self, job_id: str, cursor: str | None, timeout: float) -> tuple[list[JobEvent], str | None]:
-        """Events after ``cursor`` (None = from the job's first event), waiting up to ``timeout`` seconds for one.
+    def read_events(
+        self, job_id: str, cursor: str | None, timeout: float
+    ) -> tuple[builtins.list[JobEvent], str | None]:
+        """Events after ``cursor`` (None = from the first event of the current attempt), waiting up to
+        ``timeout`` seconds for one.
 
         Returns:
             The events and the cursor to pass next time.
         """
 
-    # -- worker side ----------------------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def claim(self, worker_id: str, lease_s: float, *, job_id: str | None = None) -> Job | None:
-        """Lease the oldest queued job (or ``job_id``) to ``worker_id`` and mark it running.
+    # -- worker side --------------------------------------------------------------------------------------------
+    def claim(self, worker_id: str, lease_s: float, *, job_id: str | None = None) -> Claim:
+        """Lease the oldest claimable job (or ``job_id``) to ``worker_id`` and mark it running.
 
-        A running job whose lease expired (its worker died) is claimed again. Returns None when there is nothing
-        to run, or ``job_id`` is finished, cancelled or leased to a live worker.
+        A running job whose lease ran out (its worker died) is claimable again, unless a cancel was requested:
+        then it ends cancelled here. The outcome says why nothing was claimed.
         """
+        now = time.time()
+        if job_id is not None:
+            return self._claim_one(job_id, worker_id, now, lease_s)
+        # Candidates are read outside the change; each claim re-decides on the stored job, so a candidate taken
+        # by another worker meanwhile is skipped. Bounded, in case a store keeps listing an unclaimable job.
+        for _ in range(8):
+            candidates = self._claimable(now, limit=8)
+            if not candidates:
+                break
+            for candidate in candidates:
+                claim = self._claim_one(candidate, worker_id, now, lease_s)
+                if claim.job is not None:
+                    return claim
+        return Claim(None, "empty")
 
-    @abc.abstractmethod
+    def _claim_one(self, job_id: str, worker: str, now: float, lease_s: float) -> Claim:
+        outcome: builtins.list[Claim] = []
+        previous: builtins.list[Job] = []
+
+        def decide(job: Job) -> Change | None:
+            previous[:] = [job]
+            change, claim = decide_claim(job, worker, now, lease_s)
+            outcome[:] = [claim]
+            return change
+
+        try:
+            self._apply(job_id, decide)
+        except JobNotFoundError:
+            return Claim(None, "missing")
+        if outcome[0].job is not None and previous[0].status == "running":
+            logger.warning("job %s: the lease of %s ran out; running it again", job_id, previous[0].worker)
+        elif outcome[0].reason == "cancelled":
+            logger.info("job %s: its worker died after a cancel was requested; it is cancelled", job_id)
+        return outcome[0]
+
     def heartbeat(self, job_id: str, worker_id: str, lease_s: float) -> bool:
         """Extend the lease. False when the worker lost the job or it should stop (cancelled or deleted)."""
+        now = time.time()
+        job, changed = self._apply_if_present(job_id, lambda job: decide_heartbeat(job, worker_id, now, lease_s))
+        return changed and job is not None and not job.cancel_requested
 
-    @abc.abstractmethod
-    def report(self, job_id: str, worker_id: str, event: JobEvent) -> None:
-        """Record a progress event (stage, language or segment): updates stage/progress and tells watchers."""
+    def report(self, job_id: str, worker_id: str, event: ProgressEvent) -> None:
+        """Record a progress event: updates stage and progress and tells watchers (ignored unless the holder)."""
+        self._apply_if_present(job_id, lambda job: decide_report(job, worker_id, event))
 
-    @abc.abstractmethod
     def complete(self, job_id: str, worker_id: str, result: dict[str, Any], stats: dict[str, Any]) -> bool:
-        """Store the result and mark the job succeeded. False (and nothing stored) if the lease was lost."""
+        """Store the result and mark the job succeeded. False (and nothing stored) unless the worker holds the
+        job: its lease was lost, the job was deleted or already finished."""
+        now = time.time()
+        return self._apply_if_present(job_id, lambda job: decide_complete(job, worker_id, now, result, stats))[1]
 
-    @abc.abstractmethod
-    def fail(self, job_id: str, worker_id: str, error: str, error_type: str | None = None) -> bool:
-        """Mark the job failed with a message (or cancelled, when it stopped because cancel was asked)."""
+    def fail(self, job_id: str, worker_id: str, error: ErrorInfo) -> bool:
+        """Mark the job failed with ``error`` (or cancelled, when it stopped because cancel was asked). False
+        unless the worker holds the job."""
+        now = time.time()
+        return self._apply_if_present(job_id, lambda job: decide_fail(job, worker_id, now, error))[1]
+
+    def _apply_if_present(self, job_id: str, decide: Callable[[Job], Change | None]) -> tuple[Job | None, bool]:
+        try:
+            return self._apply(job_id, decide)
+        except JobNotFoundError:
+            return None, False
 
     def fetch_audio(self, job: Job, work_dir: Path) -> tuple[Path, bool]:
         """A local path of the job's audio for a worker, and whether the worker must delete it afterwards."""
         if job.audio_path and Path(job.audio_path).is_file():
             return Path(job.audio_path), False
-        raise errors.AudioDecodeError("the job's audio is no longer stored")
+        raise AudioDecodeError("the job's audio is no longer stored")
 
     def wait_for_work(self, timeout: float) -> None:
         """Block up to ``timeout`` seconds or until a job may be claimable (local workers poll with this)."""
         time.sleep(timeout)
 
-    # -- housekeeping ---------------------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Make the running jobs of this host's dead processes claimable now (instead of when their leases run
+        out). Returns how many; backends that cannot tell a dead process (or need not) return 0."""
+        return 0
+
+    # -- worker registry ----------------------------------------------------------------------------------------
+    def register_worker(self, worker: str, threads: int) -> None:
+        """Announce (again) a live worker process taking jobs with ``threads`` threads."""
+        with self._workers_lock:
+            self._workers[worker] = (threads, time.time())
+
+    def unregister_worker(self, worker: str) -> None:
+        """Forget a stopping worker process."""
+        with self._workers_lock:
+            self._workers.pop(worker, None)
+
+    def worker_count(self) -> int:
+        """Worker threads of the processes announced within ``worker_ttl_s``."""
+        limit = time.time() - self.worker_ttl_s
+        with self._workers_lock:
+            return sum(threads for threads, seen in self._workers.values() if seen >= limit)
+
+    # -- housekeeping -------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def sweep(self, *, now: float | None = None) -> int:
         """Remove jobs (with audio, result, events) finished longer than the TTL ago. Returns how many."""
@@ -287,17 +562,48 @@ class JobQueue(abc.ABC):
         """Release connections."""
         return None
 
-    # -- helpers for implementations ----------------------------------------------------------------------------
+    # -- storage primitives, per backend ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def _insert(self, change: Change) -> None:
+        """Store a new job (``change`` from :func:`enqueued`)."""
+
+    @abc.abstractmethod
+    def _apply(self, job_id: str, decide: Callable[[Job], Change | None]) -> tuple[Job, bool]:
+        """Atomically: load the job, call ``decide`` on it and store the change it returns (if any), with its
+        events, result and queue position. ``decide`` may be called more than once (optimistic stores retry on
+        a conflict) and may raise, which stores nothing.
+
+        Returns:
+            The job as stored afterwards, and whether a change was stored.
+
+        Raises:
+            JobNotFoundError: no such job (:func:`not_found`).
+        """
+
+    @abc.abstractmethod
+    def _claimable(self, now: float, *, limit: int) -> builtins.list[str]:
+        """Up to ``limit`` ids of jobs a claim may take: running ones whose lease ran out before ``now`` (they
+        waited longest), then queued ones in queue order."""
+
+    @abc.abstractmethod
+    def _remove(self, job_id: str) -> Job:
+        """Delete a job's record, result and events (not its audio file); returns the job.
+
+        Raises:
+            JobNotFoundError: no such job.
+        """
+
+    def _audio_stored(self, job: Job) -> bool:
+        """Whether the job's audio is still stored (so it can be retried)."""
+        return bool(job.audio_path and Path(job.audio_path).is_file())
+
+    def _queued(self, job_id: str) -> None:
+        """Called after a job was enqueued or retried (a backend may hand it to its transport)."""
+        return None
+
     def _spool_audio(self, audio: Path, job_id: str, filename: str | None) -> Path:
         """Move an upload into the spool under the job's name (a rename when on the same file system)."""
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         target = self.spool_dir / spool_name(job_id, filename)
         shutil.move(str(audio), str(target))
         return target
-
-
-def remove_file(path: str | None) -> None:
-    """Delete a file if present."""
-    if path:
-        with contextlib.suppress(FileNotFoundError):
-            Path(path).unlink()

@@ -5,6 +5,8 @@ job and waits for its events. Ephemeral jobs are hidden from ``GET /v1/jobs``; o
 back (or the request failed, or the client went away) the job is deleted with its audio and result, so sync
 requests leave nothing behind. Had the server died while a sync job was waiting, the job still finishes and its
 leftovers go at the next TTL sweep.
+
+:class:`TranscriptionResult` is what the sync routes get back; :func:`build_job_service` picks the backend.
 """
 
 from __future__ import annotations
@@ -15,64 +17,73 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from auricle import metrics
-from auricle.api.service import TranscriptionResult, record_stats
 from auricle.config import Settings
 from auricle.engine.pipeline import PipelineEvent, PipelineStats
-from auricle.engine.protocols import LanguageGuess
 from auricle.engine.runtime import Runtime
-from auricle.engine.types import Segment, TranscribeOptions, Transcript, Word
+from auricle.engine.types import TranscribeOptions, Transcript
 from auricle.errors import AuricleError, CancelledError, JobNotFoundError, QueueFullError
-from auricle.jobs.base import STATES, Job, JobEvent, JobQueue, error_from
-from auricle.jobs.worker import JobRunner, LocalWorkerPool
+from auricle.jobs.base import STATES, Job, JobQueue, worker_id
+from auricle.jobs.codec import ErrorInfo, decode_error
+from auricle.jobs.events import FinishedEvent, ProgressEvent
+from auricle.jobs.worker import Consumer, JobRunner, LocalWorkerPool
 
-__all__ = ["JobTranscriptionService", "build_job_service", "pipeline_event"]
+__all__ = ["ConsumerFactory", "JobTranscriptionService", "TranscriptionResult", "build_job_service", "record_stats"]
 
 logger = logging.getLogger(__name__)
 
+ConsumerFactory = Callable[[JobRunner], Consumer]
+"""Builds the local worker threads of a backend around a runner."""
 
-def pipeline_event(event: JobEvent) -> PipelineEvent | None:
-    """Turn a stored progress event back into a :class:`PipelineEvent` (None for state and terminal events)."""
-    kind = event.get("type")
-    if kind not in ("stage", "language", "segment"):
-        return None
-    segment = None
-    if event.get("segment"):
-        data = event["segment"]
-        segment = Segment(**{**data, "words": [Word(**w) for w in data.get("words", [])]})
-    language = (
-        LanguageGuess(event["language"], event.get("language_probability", 1.0)) if event.get("language") else None
-    )
-    return PipelineEvent(
-        kind,
-        event["stage"],
-        float(event.get("progress", 0.0)) / 100.0,
-        segment=segment,
-        language=language,
-        duration=event.get("duration"),
-    )
+
+@dataclass
+class TranscriptionResult:
+    """A finished transcription and its timings."""
+
+    transcript: Transcript
+    stats: PipelineStats
+
+
+def record_stats(stats: PipelineStats) -> None:
+    """Feed one run's timings into the process metrics."""
+    metrics.AUDIO_SECONDS.inc(stats.audio_seconds)
+    metrics.PROCESSING_SECONDS.observe(stats.processing_seconds)
+    if stats.real_time_factor:
+        metrics.REAL_TIME_FACTOR.observe(stats.real_time_factor)
+    for stage, seconds in stats.stage_seconds.items():
+        metrics.STAGE_SECONDS.labels(stage).observe(seconds)
 
 
 class JobTranscriptionService:
-    """Implements :class:`~auricle.api.service.TranscriptionService` by submitting a job and awaiting it.
+    """Transcribes for the sync endpoints by submitting an ephemeral job and awaiting it.
 
-    Also owns what runs next to the API: local workers (threads on SQLite, Dramatiq threads on Redis) when
-    ``settings.local_workers``, and the housekeeping loop (TTL sweep, orphan spool files, queue metrics).
+    Also owns what runs next to the API: local workers (threads on SQLite, Dramatiq threads on Redis, built by
+    ``consumer``) when ``settings.local_workers``, and the housekeeping loop (TTL sweep, orphan spool files, queue
+    metrics).
     """
 
-    def __init__(self, queue: JobQueue, settings: Settings, runtime: Runtime | None) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        settings: Settings,
+        runtime: Runtime | None,
+        *,
+        consumer: ConsumerFactory | None = None,
+    ) -> None:
         self.queue = queue
         self.settings = settings
         self.runtime = runtime
         self.sweep_interval_s = 60.0
         self.metrics_interval_s = 5.0
         self.orphan_age_s = 6 * 3600.0
-        self._pool: LocalWorkerPool | None = None
-        self._consumer: Any = None
-        self._runner: JobRunner | None = None
+        self._make_consumer: ConsumerFactory = consumer or (
+            lambda runner: LocalWorkerPool(queue, runner, threads=settings.workers, lease_s=settings.job_lease_s)
+        )
+        self._consumer: Consumer | None = None
+        self._me = worker_id("serve")
         self._tasks: list[asyncio.Task[None]] = []
         self._saturation: tuple[float, tuple[int, int]] = (0.0, (0, settings.max_queue + settings.workers))
         self._admission = threading.Lock()
@@ -82,20 +93,11 @@ class JobTranscriptionService:
         """Start local workers (unless ``local_workers`` is off) and the housekeeping loop."""
         if self.settings.local_workers and self.runtime is not None:
             work_dir = self.settings.spool_dir / "work"
-            consumer_start = getattr(self.queue, "start_consumer", None)
-            if consumer_start is not None:
-                self._runner = JobRunner(self.queue, self.runtime, lease_s=self.settings.job_lease_s, work_dir=work_dir)
-                self._consumer = consumer_start(self._runner, threads=self.settings.workers)
-                metrics.WORKERS.set(self.settings.workers)
-            else:
-                self._pool = LocalWorkerPool(
-                    self.queue,
-                    self.runtime,
-                    threads=self.settings.workers,
-                    lease_s=self.settings.job_lease_s,
-                    work_dir=work_dir,
-                )
-                await asyncio.to_thread(self._pool.start)
+            runner = JobRunner(self.queue, self.runtime, lease_s=self.settings.job_lease_s, work_dir=work_dir)
+            consumer = self._make_consumer(runner)
+            await asyncio.to_thread(consumer.start)
+            self._consumer = consumer
+            await asyncio.to_thread(self.queue.register_worker, self._me, self.settings.workers)
         self._tasks.append(asyncio.create_task(self._housekeeping()))
 
     async def close(self) -> None:
@@ -103,14 +105,10 @@ class JobTranscriptionService:
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
-        if self._pool is not None:
-            await asyncio.to_thread(self._pool.stop)
-            self._pool = None
         if self._consumer is not None:
-            assert self._runner is not None
-            self._runner.aborting.set()
-            await asyncio.to_thread(self._consumer.stop, 10_000)
+            await asyncio.to_thread(self._consumer.stop, 10.0)
             self._consumer = None
+            await asyncio.to_thread(self.queue.unregister_worker, self._me)
         await asyncio.to_thread(self.queue.close)
 
     async def _housekeeping(self) -> None:
@@ -139,9 +137,9 @@ class JobTranscriptionService:
         for state in STATES:
             metrics.JOBS_BY_STATE.labels(state).set(counts.get(state, 0))
         metrics.QUEUE_DEPTH.set(counts.get("queued", 0))
-        worker_count = getattr(self.queue, "worker_count", None)
-        if worker_count is not None and self._consumer is None:
-            metrics.WORKERS.set(worker_count())
+        if self._consumer is not None:
+            self.queue.register_worker(self._me, self.settings.workers)
+        metrics.WORKERS.set(self.queue.worker_count())
         self._saturation = (time.monotonic(), (counts.get("queued", 0), self._room))
         return counts
 
@@ -175,8 +173,8 @@ class JobTranscriptionService:
 
         Raises:
             QueueFullError: fewer than ``len(files)`` places are free in the queue (nothing is enqueued then,
-                and the spooled files are deleted). Room is ``max_queue`` plus one per worker, as in the local
-                service: a job taken at once by an idle worker is queued only for a moment.
+                and the spooled files are deleted). Room is ``max_queue`` plus one per worker: a job
+                taken at once by an idle worker is queued only for a moment.
         """
         # Check and enqueue under one lock, or concurrent submits would all see the same free room.
         with self._admission:
@@ -212,18 +210,15 @@ class JobTranscriptionService:
             while True:
                 events, cursor = await asyncio.to_thread(self.queue.read_events, job.id, cursor, 0.5)
                 for event in events:
-                    kind = event.get("type")
-                    if kind == "done":
-                        return await asyncio.to_thread(self._result, job.id)
-                    if kind == "failed":
-                        info = event.get("job") or {}
+                    if isinstance(event, FinishedEvent):
+                        if event.type == "done":
+                            return await asyncio.to_thread(self._result, job.id)
+                        if event.type == "cancelled":
+                            raise CancelledError("the transcription was cancelled")
                         current = await asyncio.to_thread(self.queue.get, job.id)
-                        raise error_from(current.error_type, info.get("error") or current.error or "job failed")
-                    if kind == "cancelled":
-                        raise CancelledError("the transcription was cancelled")
-                    converted = pipeline_event(event)
-                    if converted is not None and on_event is not None:
-                        on_event(converted)
+                        raise decode_error(current.error_info or ErrorInfo(None, "job failed"))
+                    if isinstance(event, ProgressEvent) and on_event is not None:
+                        on_event(event.to_pipeline())
                 if disconnected is not None and disconnected():
                     raise CancelledError("client went away")
         finally:
@@ -271,15 +266,25 @@ def build_job_service(settings: Settings, runtime: Runtime | None) -> tuple[JobT
     SQLite at ``data_dir/jobs.sqlite3`` by default; Redis (with Dramatiq) when ``redis_url`` is set. Call
     ``await service.start()`` at application start and ``await service.close()`` at shutdown.
     """
-    queue: JobQueue
-    if settings.redis_url:
-        from auricle.jobs.redis import RedisJobQueue
-
-        queue = RedisJobQueue(
-            settings.redis_url, settings.spool_dir, ttl_s=settings.job_ttl_s, lease_s=settings.job_lease_s
-        )
-    else:
+    if not settings.redis_url:
         from auricle.jobs.sqlite import SqliteJobQueue
 
-        queue = SqliteJobQueue(settings.data_dir / "jobs.sqlite3", settings.spool_dir, ttl_s=settings.job_ttl_s)
-    return JobTranscriptionService(queue, settings, runtime), queue
+        sqlite = SqliteJobQueue(settings.data_dir / "jobs.sqlite3", settings.spool_dir, ttl_s=settings.job_ttl_s)
+        return JobTranscriptionService(sqlite, settings, runtime), sqlite
+    # Imported here: an embedded server never loads Redis or Dramatiq.
+    from auricle.jobs.dramatiq import DramatiqConsumer, DramatiqTransport
+    from auricle.jobs.redis import RedisJobQueue
+
+    transport = DramatiqTransport(settings.redis_url, lease_s=settings.job_lease_s)
+    queue = RedisJobQueue(
+        settings.redis_url,
+        settings.spool_dir,
+        ttl_s=settings.job_ttl_s,
+        lease_s=settings.job_lease_s,
+        dispatcher=transport,
+    )
+
+    def consumer(runner: JobRunner) -> Consumer:
+        return DramatiqConsumer(transport, queue, runner, threads=settings.workers, lease_s=settings.job_lease_s)
+
+    return JobTranscriptionService(queue, settings, runtime, consumer=consumer), queue

@@ -1,5 +1,6 @@
-"""Running claimed jobs: :class:`JobRunner` (one job), :class:`LocalWorkerPool` (threads inside ``auricle serve``)
-and :func:`run_worker` (the ``auricle worker`` process of the Redis backend).
+"""Running claimed jobs: :class:`JobRunner` (one job), :class:`LocalWorkerPool` (threads polling the SQLite or
+memory queue inside ``auricle serve``) and :func:`run_worker` (the ``auricle worker`` process of the Redis
+backend, whose threads are a :class:`~auricle.jobs.dramatiq.DramatiqConsumer`).
 
 While a job runs, a heartbeat thread extends its lease every ``lease/4`` seconds (at most every second) and
 learns from the queue whether the job was cancelled or deleted; the pipeline polls that flag between segments
@@ -9,46 +10,38 @@ through its ``cancelled`` callback, so a cancel reaches a running job within abo
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
-import uuid
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from auricle import metrics
 from auricle.config import Settings
 from auricle.engine.pipeline import PipelineEvent, PipelineStats
 from auricle.engine.runtime import Runtime
 from auricle.engine.types import TranscribeOptions
-from auricle.errors import AuricleError, CancelledError, InvalidRequestError
-from auricle.jobs.base import Job, JobEvent, JobQueue, remove_file
+from auricle.errors import CancelledError, InvalidRequestError, JobNotFoundError
+from auricle.jobs.base import TERMINAL, Job, JobQueue, remove_file, worker_id
+from auricle.jobs.codec import ErrorInfo, encode_error
+from auricle.jobs.events import ProgressEvent
 
-__all__ = ["JobRunner", "LocalWorkerPool", "event_from_pipeline", "run_worker", "worker_id"]
+__all__ = ["Consumer", "JobRunner", "LocalWorkerPool", "run_worker", "sweep_work_dir", "worker_id"]
 
 logger = logging.getLogger(__name__)
 
 
-def worker_id(name: str) -> str:
-    """``host:pid:name-random``: the host and pid let a restarted server find jobs of its dead predecessor."""
-    return f"{socket.gethostname()}:{os.getpid()}:{name}-{uuid.uuid4().hex[:6]}"
+class Consumer(Protocol):
+    """Worker threads of this process taking jobs (:class:`LocalWorkerPool`, or a
+    :class:`~auricle.jobs.dramatiq.DramatiqConsumer` on Redis)."""
 
+    def start(self) -> None:
+        """Start taking jobs."""
+        ...
 
-def event_from_pipeline(event: PipelineEvent) -> JobEvent:
-    """A pipeline event as a stored job event (JSON-serialisable)."""
-    progress = round(100.0 * (1.0 if event.stage == "done" else event.progress), 1)
-    out: JobEvent = {"type": event.kind, "stage": event.stage, "progress": progress}
-    if event.segment is not None:
-        out["segment"] = asdict(event.segment)
-    if event.language is not None:
-        out["language"] = event.language.language
-        out["language_probability"] = round(event.language.probability, 4)
-    if event.duration is not None:
-        out["duration"] = event.duration
-    return out
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs and interrupt running ones (they stay leased and run again later)."""
+        ...
 
 
 class JobRunner:
@@ -80,7 +73,7 @@ class JobRunner:
 
         def on_event(event: PipelineEvent) -> None:
             try:
-                self.queue.report(job.id, worker, event_from_pipeline(event))
+                self.queue.report(job.id, worker, ProgressEvent.from_pipeline(event))
             except Exception:
                 logger.exception("job %s: could not record progress", job.id)
 
@@ -100,14 +93,13 @@ class JobRunner:
                 # Shutting down: leave the job leased to us; it runs again after a restart (lease expiry).
                 logger.info("job %s: interrupted by shutdown; it will run again", job.id)
                 return "interrupted"
-            self.queue.fail(job.id, worker, "the job was cancelled", "CancelledError")
+            self.queue.fail(job.id, worker, ErrorInfo("CancelledError", "the job was cancelled"))
             outcome = "cancelled"
-        except AuricleError as exc:
-            self.queue.fail(job.id, worker, exc.message, type(exc).__name__)
-            outcome = "failed"
         except Exception as exc:
-            logger.exception("job %s: failed", job.id)
-            self.queue.fail(job.id, worker, f"internal error: {type(exc).__name__}: {exc}", None)
+            error = encode_error(exc)
+            if error.code is None:
+                logger.exception("job %s: failed", job.id)
+            self.queue.fail(job.id, worker, error)
             outcome = "failed"
         finally:
             stop.set()
@@ -149,9 +141,9 @@ class LocalWorkerPool:
     runs out) runs them again, so stopping the server loses nothing and does not wait for long files.
     """
 
-    def __init__(self, queue: JobQueue, runtime: Runtime, *, threads: int, lease_s: float, work_dir: Path) -> None:
+    def __init__(self, queue: JobQueue, runner: JobRunner, *, threads: int, lease_s: float) -> None:
         self.queue = queue
-        self.runner = JobRunner(queue, runtime, lease_s=lease_s, work_dir=work_dir)
+        self.runner = runner
         self.threads_wanted = threads
         self.lease_s = lease_s
         self._threads: list[threading.Thread] = []
@@ -159,9 +151,7 @@ class LocalWorkerPool:
 
     def start(self) -> None:
         """Recover jobs of a dead predecessor and start the threads."""
-        recover = getattr(self.queue, "recover", None)
-        if recover is not None:
-            recover()
+        self.queue.recover()
         for i in range(self.threads_wanted):
             thread = threading.Thread(
                 target=self._loop, args=(worker_id(f"t{i}"),), name=f"job-worker-{i}", daemon=True
@@ -170,21 +160,17 @@ class LocalWorkerPool:
             self._threads.append(thread)
 
     def _loop(self, worker: str) -> None:
-        metrics.WORKERS.inc()
-        try:
-            while not self._stopping.is_set():
-                try:
-                    job = self.queue.claim(worker, self.lease_s)
-                except Exception:
-                    logger.exception("claiming a job failed")
-                    self._stopping.wait(1.0)
-                    continue
-                if job is None:
-                    self.queue.wait_for_work(0.5)
-                    continue
-                self.runner.run(job, worker)
-        finally:
-            metrics.WORKERS.dec()
+        while not self._stopping.is_set():
+            try:
+                claim = self.queue.claim(worker, self.lease_s)
+            except Exception:
+                logger.exception("claiming a job failed")
+                self._stopping.wait(1.0)
+                continue
+            if claim.job is None:
+                self.queue.wait_for_work(0.5)
+                continue
+            self.runner.run(claim.job, worker)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming, interrupt running jobs and wait for the threads."""
@@ -194,6 +180,21 @@ class LocalWorkerPool:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+
+
+def sweep_work_dir(queue: JobQueue, work_dir: Path) -> int:
+    """Delete a worker's temp audio files of jobs that are gone or finished (left by a killed worker)."""
+    removed = 0
+    for path in work_dir.glob("job-*") if work_dir.is_dir() else []:
+        try:
+            if queue.get(path.name[4:36]).status not in TERMINAL:
+                continue
+        except JobNotFoundError:
+            pass
+        if time.time() - path.stat().st_mtime > 5:
+            remove_file(str(path))
+            removed += 1
+    return removed
 
 
 def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> None:
@@ -206,21 +207,30 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     """
     if not settings.redis_url:
         raise InvalidRequestError("`auricle worker` takes jobs from Redis: set AURICLE_REDIS_URL")
+    # Imported here: the Redis backend is optional at run time, and an embedded server never loads it.
+    from auricle.jobs.dramatiq import DramatiqConsumer, DramatiqTransport
     from auricle.jobs.redis import RedisJobQueue
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    transport = DramatiqTransport(settings.redis_url, lease_s=settings.job_lease_s)
     queue = RedisJobQueue(
-        settings.redis_url, settings.spool_dir, ttl_s=settings.job_ttl_s, lease_s=settings.job_lease_s
+        settings.redis_url,
+        settings.spool_dir,
+        ttl_s=settings.job_ttl_s,
+        lease_s=settings.job_lease_s,
+        dispatcher=transport,
     )
     runtime = Runtime(settings)
     runtime.preload(list(dict.fromkeys([settings.default_model, *settings.preload_models])))
     runner = JobRunner(queue, runtime, lease_s=settings.job_lease_s, work_dir=settings.spool_dir / "work")
     me = worker_id("worker")
     queue.register_worker(me, settings.workers)
-    consumer = queue.start_consumer(runner, threads=settings.workers)
+    consumer = DramatiqConsumer(transport, queue, runner, threads=settings.workers, lease_s=settings.job_lease_s)
+    consumer.start()
+    metrics.WORKERS.set(settings.workers)
     logger.info("worker %s: %s threads taking jobs from Redis", me, settings.workers)
     last_sweep = 0.0
     try:
@@ -229,12 +239,11 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
                 queue.register_worker(me, settings.workers)
                 if time.monotonic() - last_sweep > 60:
                     last_sweep = time.monotonic()
-                    queue.sweep_work_dir(runner.work_dir)
+                    sweep_work_dir(queue, runner.work_dir)
             except Exception:
                 logger.exception("worker %s: housekeeping failed", me)
     finally:
         logger.info("worker %s: stopping", me)
-        runner.aborting.set()
-        consumer.stop(timeout=10_000)
+        consumer.stop(timeout=10.0)
         queue.unregister_worker(me)
         queue.close()

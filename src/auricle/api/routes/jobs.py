@@ -1,7 +1,8 @@
 """Jobs API (``/v1/jobs``): submit files and return at once, then follow, fetch, replay, retry, cancel, delete.
 
 The queue lives on ``app.state.jobs`` (a :class:`~auricle.jobs.base.JobQueue`); submissions go through
-``app.state.service`` when it is the jobs-backed service, so the queue limit applies to every request.
+``app.state.service`` (:class:`~auricle.jobs.service.JobTranscriptionService`), so the queue limit applies to every
+request.
 Times in job objects are Unix seconds; ``progress`` is 0–100 of the audio processed.
 """
 
@@ -153,8 +154,8 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
                 yield _sse("deleted", {"type": "deleted", "id": job_id})
                 return
             for event in batch:
-                kind = event.get("type", "message")
-                yield _sse(_SSE_NAMES.get(kind, kind), event)
+                kind = event.type
+                yield _sse(_SSE_NAMES.get(kind, kind), event.to_dict())
                 if kind in ("done", "failed", "cancelled"):
                     return
             if batch:

@@ -13,11 +13,11 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from auricle.api.params import parse_bool, parse_float, parse_language
-from auricle.api.service import TranscriptionResult
 from auricle.api.transcription import spool, stream_request, transcribe_request
 from auricle.engine.formats import MEDIA_TYPES, render, to_diarized_json, to_verbose_json
 from auricle.engine.types import TranscribeOptions, Transcript
 from auricle.errors import InvalidRequestError
+from auricle.jobs.service import TranscriptionResult
 
 __all__ = ["router"]
 
