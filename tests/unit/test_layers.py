@@ -159,3 +159,25 @@ def test_the_contract_sees_lazy_and_type_only_imports(tmp_path):
     # Then the lazy ones count as run-time imports and the type-only one does not
     assert found["auricle.jobs.base"] is True and found["faster_whisper"] is True
     assert found["auricle.api.deps" if "auricle.api.deps" in MODULES else "auricle.api"] is False
+
+
+def test_streaming_reaches_the_engine_only_through_protocols_types_and_runtime():
+    seams = ("auricle.engine.protocols", "auricle.engine.types", "auricle.engine.runtime")
+    broken = [
+        f"{imp.source}:{imp.line} imports {imp.target}"
+        for imp in ALL_IMPORTS
+        if _part(imp.source) == "auricle.streaming"
+        and imp.target.startswith("auricle.engine")
+        and not imp.target.startswith(seams)
+    ]
+    assert not broken, "\n".join(broken)
+
+
+def test_job_stores_do_not_know_the_workers():
+    stores = {f"auricle.jobs.{name}" for name in ("base", "memory", "sqlite", "redis", "dramatiq")}
+    broken = [
+        f"{imp.source}:{imp.line} imports {imp.target}"
+        for imp in ALL_IMPORTS
+        if imp.source in stores and imp.target in ("auricle.jobs.worker", "auricle.jobs.service")
+    ]
+    assert not broken, "\n".join(broken)
