@@ -42,6 +42,7 @@ class Script:
         probability: its probability.
         segment_s: seconds of audio per yielded segment.
         gate: when set, transcription waits for it (to hold a job in flight); ``started`` is set just before.
+        load_gate: when set, loading a model waits for it (to hold the server in "loading the default model").
         calls: the options of every transcription, in order (to assert what reached the engine).
     """
 
@@ -49,6 +50,7 @@ class Script:
     probability: float = 0.97
     segment_s: float = 1.0
     gate: threading.Event | None = None
+    load_gate: threading.Event | None = None
     started: threading.Event = field(default_factory=threading.Event)
     calls: list[TranscribeOptions] = field(default_factory=list)
     detections: int = 0
@@ -58,6 +60,8 @@ class FakeTranscriber:
     """A scripted :class:`~auricle.engine.protocols.Transcriber`: segment ``i`` reads ``"<word i> <word i+1>."``."""
 
     def __init__(self, name: str, script: Script) -> None:
+        if script.load_gate is not None and not script.load_gate.wait(30):
+            raise TimeoutError("the test never opened the fake model's load gate")
         self.name = name
         self.script = script
         self.multilingual = not name.endswith(".en")

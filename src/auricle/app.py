@@ -82,8 +82,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.model_ready = model_ready
 
         tasks: list[asyncio.Task[None]] = []
-        # An API node of a Redis deployment without local workers needs no model at all.
-        if settings.local_workers or not settings.redis_url:
+        # Only workers use models: an API node without local workers (every request is a job) loads none.
+        if settings.local_workers:
             tasks.append(asyncio.create_task(_warm(engine, settings, model_ready)))
         else:
             model_ready.set()

@@ -19,8 +19,8 @@ from fakes import Script, fake_runtime
 MakeClient = Callable[..., Any]
 
 
-def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": data_dir, "default_model": "base", "workers": 2, "max_queue": 8}
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"default_model": "base", "workers": 2, "max_queue": 8}
     return Settings(**{**values, **overrides})
 
 
@@ -40,7 +40,7 @@ def script() -> Script:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, script: Script) -> Iterator[TestClient]:
     """One started app per test module."""
-    with running_app(make_settings(tmp_path_factory.mktemp("api")), script) as test_client:
+    with running_app(make_settings(data_dir=tmp_path_factory.mktemp("api")), script) as test_client:
         yield test_client
 
 
@@ -50,7 +50,8 @@ def make_client(tmp_path: Path) -> Iterator[MakeClient]:
     stack: list[Any] = []
 
     def make(script: Script | None = None, **overrides: Any) -> TestClient:
-        manager = running_app(make_settings(tmp_path / f"app{len(stack)}", **overrides), script)
+        overrides.setdefault("data_dir", tmp_path / f"app{len(stack)}")
+        manager = running_app(make_settings(**overrides), script)
         client = manager.__enter__()
         stack.append(manager)
         return client
