@@ -18,6 +18,12 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def handshake(client: TestClient, path: str, **kwargs) -> None:
+    """Open and close a WebSocket: raises WebSocketDenialResponse when the handshake is refused."""
+    with client.websocket_connect(path, **kwargs) as ws:
+        ws.close()
+
+
 def subprotocol(key: str) -> str:
     return "auricle.bearer." + base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
 
@@ -62,11 +68,11 @@ def test_http_lock_out_after_the_failure_limit_is_429_even_with_a_good_key(keyed
 
 def test_websocket_statuses_for_missing_wrong_and_good_keys(keyed: TestClient) -> None:
     with pytest.raises(WebSocketDenialResponse) as missing:
-        keyed.websocket_connect("/transcribe").__enter__()
+        handshake(keyed, "/transcribe")
     assert missing.value.status_code == 401
     assert missing.value.json() == {"detail": "a valid API key is required: send 'Authorization: Bearer <key>'"}
     with pytest.raises(WebSocketDenialResponse) as wrong:
-        keyed.websocket_connect("/transcribe", headers=bearer("wrong")).__enter__()
+        handshake(keyed, "/transcribe", headers=bearer("wrong"))
     assert wrong.value.status_code == 401
     with keyed.websocket_connect("/transcribe", headers=bearer("k1")) as ws:
         ws.close()
@@ -80,11 +86,11 @@ def test_websocket_lock_out_is_429_and_shared_with_http(keyed: TestClient) -> No
     # Given failures over both protocols from one address
     assert keyed.get("/v1/models", headers=bearer("nope")).status_code == 401
     with pytest.raises(WebSocketDenialResponse):
-        keyed.websocket_connect("/transcribe", subprotocols=["auricle", subprotocol("nope")]).__enter__()
+        handshake(keyed, "/transcribe", subprotocols=["auricle", subprotocol("nope")])
     assert keyed.get("/v1/models").status_code == 401
     # Then the next handshake is refused with 429, a good key or not
     with pytest.raises(WebSocketDenialResponse) as locked:
-        keyed.websocket_connect("/transcribe", headers=bearer("k1")).__enter__()
+        handshake(keyed, "/transcribe", headers=bearer("k1"))
     assert locked.value.status_code == 429 and locked.value.headers["retry-after"] == "30"
 
 
