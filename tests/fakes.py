@@ -17,11 +17,12 @@ import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from auricle.config import Settings
-from auricle.engine.protocols import LanguageGuess
+from auricle.engine.protocols import LanguageGuess, Transcriber, VadModel
 from auricle.engine.types import SAMPLE_RATE, Segment, SpeechSpan, TranscribeOptions, Word
 from auricle.errors import ModelUnavailableError, UnsupportedLanguageError
 from auricle.models.manager import ModelManager
@@ -125,7 +126,9 @@ def fake_runtime(settings: Settings, script: Script | None = None) -> Runtime:
     script = script or Script()
     runtime = Runtime(settings)
     runtime.registry = OfflineRegistry(settings)
-    runtime.models = ModelManager(runtime.registry, lambda name, _path: FakeTranscriber(name, script))  # type: ignore[arg-type]
+    # Runtime types its parts as the faster-whisper and Silero classes, not the engine protocols they implement.
+    models: ModelManager[Any] = ModelManager(runtime.registry, lambda name, _path: FakeTranscriber(name, script))
+    runtime.models = models
     runtime.vad = FakeVad()  # type: ignore[assignment]
     return runtime
 
@@ -142,3 +145,8 @@ def wav_bytes(seconds: float = 2.0, *, rate: int = SAMPLE_RATE, channels: int = 
         out.setframerate(rate)
         out.writeframes(frames)
     return buffer.getvalue()
+
+
+def _conforms(script: Script) -> tuple[Transcriber, VadModel]:
+    """Never called: mypy checks here that the fakes implement the engine's protocols."""
+    return FakeTranscriber("base", script), FakeVad()
