@@ -87,9 +87,44 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
+def _docs_shots_state() -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(DOCS_SHOTS.glob("*.png"))}
+
+
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_dir(tmp_path_factory)
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = screenshot_dir(tmp_path_factory)
+    before = _docs_shots_state()
+    yield folder
+    if folder != DOCS_SHOTS:
+        assert _docs_shots_state() == before, "a test run without AURICLE_REFRESH_SCREENSHOTS changed docs/screenshots"
+
+
+def test_chromium_is_found_on_the_path_or_named_by_the_environment(tmp_path, monkeypatch) -> None:
+    # Given only a "chromium-browser" (Ubuntu's name) on the PATH
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    browser = bin_dir / "chromium-browser"
+    browser.write_text("#!/bin/sh\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("AURICLE_CHROMIUM", raising=False)
+    assert find_chromium() == browser
+    # When AURICLE_CHROMIUM names another one, that one is used; a missing one is not found
+    other = tmp_path / "my-chrome"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("AURICLE_CHROMIUM", str(other))
+    assert find_chromium() == other
+    monkeypatch.setenv("AURICLE_CHROMIUM", str(tmp_path / "missing"))
+    assert find_chromium() is None
+
+
+def test_screenshots_go_to_docs_only_when_asked(tmp_path_factory, monkeypatch) -> None:
+    monkeypatch.delenv("AURICLE_REFRESH_SCREENSHOTS", raising=False)
+    assert screenshot_dir(tmp_path_factory) != DOCS_SHOTS
+    monkeypatch.setenv("AURICLE_REFRESH_SCREENSHOTS", "1")
+    assert screenshot_dir(tmp_path_factory) == DOCS_SHOTS
 
 
 @pytest.fixture(scope="module")
