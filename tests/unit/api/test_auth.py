@@ -4,6 +4,7 @@ locked-out address, the browser's subprotocol key, public paths, and the backend
 from __future__ import annotations
 
 import base64
+import logging
 
 import pytest
 from fastapi.testclient import TestClient
@@ -145,3 +146,13 @@ def test_backend_lock_out_is_per_address() -> None:
 )
 def test_credentials_come_from_the_header_or_the_subprotocol(headers, protocols, expected) -> None:
     assert credentials(headers, protocols) == expected
+
+
+def test_routes_know_which_key_called(make_client, caplog: pytest.LogCaptureFixture) -> None:
+    from fakes import wav_bytes
+
+    client = make_client(api_keys=["k1", "k2"])
+    with caplog.at_level(logging.INFO, logger="auricle.api.routes.jobs"):
+        response = client.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(1.0))}, headers=bearer("k2"))
+    assert response.status_code == 202
+    assert any(r.getMessage().startswith("key-2 submitted 1 job(s)") for r in caplog.records)

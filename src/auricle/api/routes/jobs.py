@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from auricle.api.deps import JobServiceDep, QueueDep, RegistryDep, SettingsDep
+from auricle.api.deps import AuthDep, JobServiceDep, QueueDep, RegistryDep, SettingsDep
 from auricle.api.params import merged_params, options_from_params
 from auricle.api.uploads import save_upload
 from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render
@@ -50,7 +50,7 @@ async def _run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 
 @router.post("", status_code=202, summary="Submit one or more files as jobs")
 async def submit_jobs(
-    request: Request, settings: SettingsDep, registry: RegistryDep, service: JobServiceDep
+    request: Request, settings: SettingsDep, registry: RegistryDep, service: JobServiceDep, caller: AuthDep
 ) -> JSONResponse:
     """Multipart form with one or more files (field ``file``, repeated, or ``files``) and the ``/asr`` options
     (model, language, task, word_timestamps, diarize, num_speakers, min_speakers, max_speakers, initial_prompt,
@@ -76,7 +76,7 @@ async def submit_jobs(
             path.unlink(missing_ok=True)
         raise
     jobs = await _run(service.submit, saved, options, session=session)
-    logger.info("submitted %s job(s): %s", len(jobs), ", ".join(j.id for j in jobs))
+    logger.info("%s submitted %s job(s): %s", caller.name, len(jobs), ", ".join(j.id for j in jobs))
     return JSONResponse({"jobs": [j.to_public() for j in jobs]}, status_code=202)
 
 
