@@ -1,8 +1,13 @@
-"""``create_app(settings)``: builds the runtime, services and routes of one server process."""
+"""``create_app(settings)``: the routes and middleware of one server process, and the lifespan that builds and
+closes what they use (engine runtime, job queue and service, streaming hub, background tasks).
+
+Routes reach these parts only through the typed dependencies of :mod:`auricle.api.deps`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,9 +17,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from auricle.api.auth import AuthGuard
+from auricle.api.auth import ApiKeyBackend
 from auricle.api.errors import install_error_handlers
-from auricle.api.middleware import RequestMiddleware
+from auricle.api.middleware import AccessLogMiddleware, AuthMiddleware, RequestIdMiddleware, UploadLimitMiddleware
 from auricle.api.routes import asr, health, jobs, models, openai
 from auricle.config import Settings
 from auricle.engine.runtime import Runtime
@@ -31,48 +36,72 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 DESCRIPTION = """Self-hosted speech-to-text. Drop-in for whisper-asr-webservice (`POST /asr`) and OpenAI's
 audio API (`/v1/audio/*`), with durable jobs (`/v1/jobs`) and WebSocket streaming (`/transcribe`)."""
 
+_EVICT_INTERVAL_S = 30.0
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the FastAPI application. Models load on first use, or at start for ``preload_models``."""
+
+async def _warm(runtime: Runtime, settings: Settings, ready: asyncio.Event) -> None:
+    """Load the default and preloaded models in the background; ``ready`` is set when done (or failed)."""
+    try:
+        for name in dict.fromkeys([settings.default_model, *settings.preload_models]):
+            await asyncio.to_thread(runtime.models.get, name)
+    except Exception:
+        logger.exception("loading the default model failed")
+    finally:
+        ready.set()
+
+
+async def _evict_idle_models(runtime: Runtime, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        await asyncio.to_thread(runtime.models.evict_idle)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the FastAPI application. Models load on first use, or at start for ``preload_models``.
+
+    Args:
+        settings: the configuration (read from the environment when None).
+        runtime: the engine to use; built from ``settings`` at start when None. Tests pass one whose model
+            manager loads a fake transcriber.
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
-        runtime = app.state.runtime
-        app.state.model_ready = asyncio.Event()
+        engine = runtime or Runtime(settings)
+        # Every sync request is a job: one queue governs concurrency, limits, metrics and scale-out.
+        service, queue = build_job_service(settings, engine)
+        # The streaming hub (its scheduler threads) is built here and closed below.
+        hub = StreamingHub(settings, engine)
+        model_ready = asyncio.Event()
+        app.state.runtime = engine
+        app.state.service = service
+        app.state.jobs = queue
+        app.state.streaming = hub
+        app.state.model_ready = model_ready
 
-        async def warm() -> None:
-            try:
-                names = list(dict.fromkeys([settings.default_model, *settings.preload_models]))
-                for name in names:
-                    await asyncio.to_thread(runtime.models.get, name)
-            except Exception:
-                logger.exception("loading the default model failed")
-            finally:
-                app.state.model_ready.set()
-
-        # An API node of a Redis deployment without local workers needs no model at all.
-        needs_model = settings.local_workers or not settings.redis_url
-        warm_task = asyncio.create_task(warm()) if needs_model else None
-        if not needs_model:
-            app.state.model_ready.set()
-
-        async def evict_idle_models() -> None:
-            while True:
-                await asyncio.sleep(min(30.0, settings.model_idle_ttl_s))
-                await asyncio.to_thread(runtime.models.evict_idle)
-
-        evict_task = asyncio.create_task(evict_idle_models()) if settings.model_idle_ttl_s > 0 else None
-        await app.state.service.start()
+        tasks: list[asyncio.Task[None]] = []
+        # Only workers use models: an API node without local workers (every request is a job) loads none.
+        if settings.local_workers:
+            tasks.append(asyncio.create_task(_warm(engine, settings, model_ready)))
+        else:
+            model_ready.set()
+        if settings.model_idle_ttl_s > 0:
+            interval = min(_EVICT_INTERVAL_S, settings.model_idle_ttl_s)
+            tasks.append(asyncio.create_task(_evict_idle_models(engine, interval)))
+        await service.start()
         try:
             yield
         finally:
-            for task in (warm_task, evict_task):
-                if task:
-                    task.cancel()
-            app.state.streaming.close()
-            await app.state.service.close()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            hub.close()
+            await service.close()  # stops local workers and closes the queue
+            # The runtime holds no threads or connections of its own: loaded models go with it.
 
     app = FastAPI(
         title="Auricle",
@@ -82,14 +111,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
     )
     app.state.settings = settings
-    app.state.runtime = Runtime(settings)
-    app.state.auth = AuthGuard(settings)
-    app.state.streaming = StreamingHub(settings, app.state.runtime)
-    # Every sync request is a job: one queue governs concurrency, limits, metrics and scale-out.
-    app.state.service, app.state.jobs = build_job_service(settings, app.state.runtime)
 
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware)
+    # add_middleware puts each new one outside the previous: innermost first.
+    app.add_middleware(UploadLimitMiddleware, max_upload_mb=settings.max_upload_mb)
+    app.add_middleware(AuthMiddleware, backend=ApiKeyBackend(settings))
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

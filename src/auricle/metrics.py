@@ -41,8 +41,9 @@ REQUEST_SECONDS = Histogram(
     "auricle_http_request_seconds", "HTTP request latency.", ["route"], buckets=_LATENCY_BUCKETS
 )
 ERRORS = Counter("auricle_errors_total", "Errors reported to clients, by type.", ["type"])
-IN_FLIGHT = Gauge("auricle_transcriptions_in_flight", "Transcriptions running now in this process.")
-WAITING = Gauge("auricle_transcriptions_waiting", "Sync requests waiting for a worker in this process.")
+# Set by api/transcription.py: a sync request waits until a worker starts its job, then is in flight until it ends.
+IN_FLIGHT = Gauge("auricle_transcriptions_in_flight", "Sync requests of this process whose job a worker is running.")
+WAITING = Gauge("auricle_transcriptions_waiting", "Sync requests of this process whose job waits for a worker.")
 
 # Transcription
 PROCESSING_SECONDS = Histogram(

@@ -1,11 +1,17 @@
 """The web UI in a real headless Chromium against a real server: upload and follow a job, play from a word,
 download subtitles, survive a reload, show the server's errors, stream from a fake microphone, compare two
-models. Each test fails on any console error or uncaught page error. Screenshots go to docs/screenshots/.
+models. Each test fails on any console error or uncaught page error.
+
+Screenshots go to a temporary folder (kept by pytest for the last few runs); with ``AURICLE_REFRESH_SCREENSHOTS=1``
+they replace the tracked ones in docs/screenshots/. The browser is ``AURICLE_CHROMIUM`` when set, else the first of
+chromium, chromium-browser or google-chrome on the PATH.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +25,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.model, pytest.mark.slow]
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
 JFK = CORPUS / "audio" / "jfk.flac"
-SHOTS = ROOT / "docs" / "screenshots"
+DOCS_SHOTS = ROOT / "docs" / "screenshots"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 BASE_ARGS = [
@@ -35,6 +41,23 @@ BASE_ARGS = [
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
 ]
+
+
+def find_chromium() -> Path | None:
+    """``AURICLE_CHROMIUM`` if set (a path or a command name), else the first Chromium-like browser on the PATH."""
+    override = os.environ.get("AURICLE_CHROMIUM")
+    for name in [override] if override else BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """docs/screenshots/ only when asked to refresh the tracked screenshots; a temporary folder otherwise."""
+    if os.environ.get("AURICLE_REFRESH_SCREENSHOTS", "").lower() in ("1", "true", "yes"):
+        return DOCS_SHOTS
+    return tmp_path_factory.mktemp("screenshots")
 
 
 def fake_microphone_wav(source: Path, target: Path, rate: int = 48_000) -> Path:
@@ -64,10 +87,52 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
+def _docs_shots_state() -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(DOCS_SHOTS.glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = screenshot_dir(tmp_path_factory)
+    before = _docs_shots_state()
+    yield folder
+    if folder != DOCS_SHOTS:
+        assert _docs_shots_state() == before, "a test run without AURICLE_REFRESH_SCREENSHOTS changed docs/screenshots"
+
+
+def test_chromium_is_found_on_the_path_or_named_by_the_environment(tmp_path, monkeypatch) -> None:
+    # Given only a "chromium-browser" (Ubuntu's name) on the PATH
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    browser = bin_dir / "chromium-browser"
+    browser.write_text("#!/bin/sh\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("AURICLE_CHROMIUM", raising=False)
+    assert find_chromium() == browser
+    # When AURICLE_CHROMIUM names another one, that one is used; a missing one is not found
+    other = tmp_path / "my-chrome"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("AURICLE_CHROMIUM", str(other))
+    assert find_chromium() == other
+    monkeypatch.setenv("AURICLE_CHROMIUM", str(tmp_path / "missing"))
+    assert find_chromium() is None
+
+
+def test_screenshots_go_to_docs_only_when_asked(tmp_path_factory, monkeypatch) -> None:
+    monkeypatch.delenv("AURICLE_REFRESH_SCREENSHOTS", raising=False)
+    assert screenshot_dir(tmp_path_factory) != DOCS_SHOTS
+    monkeypatch.setenv("AURICLE_REFRESH_SCREENSHOTS", "1")
+    assert screenshot_dir(tmp_path_factory) == DOCS_SHOTS
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    chromium = find_chromium()
+    if chromium is None:
+        wanted = os.environ.get("AURICLE_CHROMIUM") or " or ".join(BROWSERS)
+        pytest.skip(f"no Chromium found ({wanted} on the PATH); set AURICLE_CHROMIUM")
     mic = fake_microphone_wav(JFK, tmp_path_factory.mktemp("mic") / "jfk48k.wav")
     args = [
         *BASE_ARGS,
@@ -76,16 +141,17 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
         f"--use-file-for-fake-audio-capture={mic}",
     ]
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=str(chromium), args=args, headless=True)
+        yield launched
+        launched.close()
 
 
 class Page:
     """A page with its console errors and uncaught exceptions collected."""
 
-    def __init__(self, page) -> None:
+    def __init__(self, page, shots: Path) -> None:
         self.page = page
+        self.shots = shots
         self.errors: list[str] = []
         self.expected: list[str] = []
         page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
@@ -95,8 +161,8 @@ class Page:
         return [e for e in self.errors if not any(re.search(pattern, e) for pattern in self.expected)]
 
     def shot(self, name: str, size: dict[str, int] = DESKTOP, *, show: str | None = None) -> None:
-        """Screenshot of the viewport at ``size`` (scrolled to ``show``) into docs/screenshots/NAME.png."""
-        SHOTS.mkdir(parents=True, exist_ok=True)
+        """Screenshot of the viewport at ``size`` (scrolled to ``show``) into the screenshot folder as NAME.png."""
+        self.shots.mkdir(parents=True, exist_ok=True)
         self.page.set_viewport_size(size)
         self.page.evaluate("document.querySelectorAll('.toast').forEach(t => t.remove())")
         if show:
@@ -104,14 +170,14 @@ class Page:
         else:
             self.page.evaluate("window.scrollTo(0, 0)")
         self.page.wait_for_timeout(250)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), animations="disabled", caret="hide")
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), animations="disabled", caret="hide")
 
 
 @pytest.fixture
-def ui(browser, server) -> Iterator[Page]:
+def ui(browser, server, shots: Path) -> Iterator[Page]:
     context = browser.new_context(viewport=DESKTOP, base_url=server.url, accept_downloads=True)
     context.set_default_timeout(30_000)
-    page = Page(context.new_page())
+    page = Page(context.new_page(), shots)
     yield page
     context.close()
     assert page.unexpected_errors() == [], "the page logged errors:\n" + "\n".join(page.errors)
@@ -262,12 +328,12 @@ def test_wer_in_the_browser_matches_the_python_normalisation(ui: Page):
     assert normalise("Hello, world! It's a test-case.") == "hello world its a test case"
 
 
-def test_api_key_is_asked_for_kept_and_sent(browser, tmp_path: Path):
+def test_api_key_is_asked_for_kept_and_sent(browser, shots: Path, tmp_path: Path):
     # Given a server that requires an API key
     srv = start_server(tmp_path / "keyed", {"AURICLE_DEFAULT_MODEL": "tiny.en", "AURICLE_API_KEYS": "e2e-secret"})
     context = browser.new_context(viewport=DESKTOP, base_url=srv.url)
     context.set_default_timeout(30_000)
-    ui = Page(context.new_page())
+    ui = Page(context.new_page(), shots)
     # Chromium itself logs the refused requests before the key is given
     ui.expected += [r"status of 401"]
     page = ui.page

@@ -20,6 +20,18 @@ JFK = CORPUS / "audio" / "jfk.flac"
 SONNET = CORPUS / "audio" / "librivox_sonnet001.mp3"
 GERMAN = CORPUS / "audio" / "librivox_simplicissimus_de.mp3"
 STEREO = CORPUS / "audio" / "stereo_two_speakers.wav"
+AMI = CORPUS / "audio" / "ami_ES2011a_headset0_40-46s.wav"  # "I'M ABIGAIL CLAFLIN YOU CAN CALL ME ABBIE"
+
+
+def gauge(client: httpx.Client, name: str) -> float:
+    """The value of an unlabelled gauge in ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return float(sample.value)
+    raise AssertionError(f"{name} is not in /metrics")
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +167,30 @@ def test_raw_pcm_with_encode_false(server):
     assert response.status_code == 200 and "country" in response.json()["text"]
 
 
+@pytest.mark.parametrize(
+    "path,field,value",
+    [
+        ("/asr", "initial_prompt", "Abigail Claflin"),
+        ("/asr", "hotwords", "Claflin"),
+        ("/v1/audio/transcriptions", "prompt", "Abigail Claflin"),
+    ],
+)
+def test_prompt_and_hotwords_change_how_a_name_is_spelled(server, path, field, value):
+    """tiny.en writes the surname of the AMI speaker as "Klafflin"; primed with it, as "Claflin"."""
+    upload = "audio_file" if path == "/asr" else "file"
+
+    def transcribe(extra: dict[str, str]) -> str:
+        data = {"model": "tiny.en", "language": "en", **extra}
+        with server.client() as client, open(AMI, "rb") as f:
+            response = client.post(path, data=data, files={upload: ("ami.wav", f, "audio/wav")})
+        assert response.status_code == 200, response.text
+        return normalise(response.json()["text"])
+
+    plain, primed = transcribe({}), transcribe({field: value})
+    assert "abigail" in plain and "claflin" not in plain
+    assert "claflin" in primed and "you can call me" in primed
+
+
 def test_detect_language(server):
     with server.client() as client, open(GERMAN, "rb") as f:
         response = client.post("/detect-language", files={"audio_file": ("de.mp3", f)})
@@ -214,6 +250,8 @@ def test_health_ready_metrics_docs(server):
         health = client.get("/health").json()
         assert health["status"] == "ok" and "base" in health["models_loaded"] and health["device"] == "cpu"
         assert client.get("/ready").status_code == 200
+        assert gauge(client, "auricle_transcriptions_in_flight") == 0
+        assert gauge(client, "auricle_transcriptions_waiting") == 0
         metrics = client.get("/metrics").text
         for name in (
             "auricle_http_requests_total",
@@ -240,13 +278,19 @@ def test_health_stays_responsive_during_transcriptions(server):
 
         futures = [pool.submit(post) for _ in range(2)]
         time.sleep(1.0)
+        in_flight = []
         with server.client() as client:
             for _ in range(5):
                 started = time.perf_counter()
                 assert client.get("/health").status_code == 200
                 assert time.perf_counter() - started < 1.0
+                in_flight.append(gauge(client, "auricle_transcriptions_in_flight"))
                 time.sleep(0.2)
-        assert [f.result() for f in futures] == [200, 200]
+            assert [f.result() for f in futures] == [200, 200]
+            # The sync gauges followed the two requests: running while we looked, back to zero after
+            assert max(in_flight) >= 1, in_flight
+            assert gauge(client, "auricle_transcriptions_in_flight") == 0
+            assert gauge(client, "auricle_transcriptions_waiting") == 0
 
 
 def test_upload_limit_and_queue_limit(tmp_path):
@@ -280,6 +324,22 @@ def test_upload_limit_and_queue_limit(tmp_path):
         srv.stop()
 
 
+def websocket_status(url: str, headers: dict[str, str]) -> int:
+    """The HTTP status of a WebSocket handshake (101 when it was accepted)."""
+    import asyncio
+
+    import websockets
+
+    async def connect() -> int:
+        try:
+            async with websockets.connect(url, additional_headers=headers, open_timeout=30):
+                return 101
+        except websockets.InvalidStatus as exc:
+            return int(exc.response.status_code)
+
+    return asyncio.run(connect())
+
+
 def test_api_keys(tmp_path):
     srv = start_server(
         tmp_path / "auth",
@@ -289,16 +349,23 @@ def test_api_keys(tmp_path):
         good = openai.OpenAI(base_url=srv.url + "/v1", api_key="k2", max_retries=0)
         assert "tiny.en" in [m.id for m in good.models.list()]
         bad = openai.OpenAI(base_url=srv.url + "/v1", api_key="wrong", max_retries=0)
-        with pytest.raises(openai.AuthenticationError), open(JFK, "rb") as f:
+        with pytest.raises(openai.AuthenticationError) as refused, open(JFK, "rb") as f:
             bad.audio.transcriptions.create(model="whisper-1", file=f)
+        assert refused.value.status_code == 401 and refused.value.body["code"] == "invalid_api_key"
         with srv.client() as client:
             assert client.get("/health").status_code == 200
             assert client.get("/ready").status_code == 200
-            assert client.get("/metrics").status_code == 401
-            for _ in range(5):
-                client.post("/asr", headers={"Authorization": "Bearer nope"})
+            assert client.get("/metrics").status_code == 401  # failure 2
+            assert client.get("/metrics", headers={"Authorization": "Bearer k1"}).status_code == 200
+            # The WebSocket handshake is refused with the same statuses, before the upgrade
+            assert websocket_status(srv.ws_url, {}) == 401  # failure 3
+            assert websocket_status(srv.ws_url, {"Authorization": "Bearer k2"}) == 101
+            assert client.post("/asr", headers={"Authorization": "Bearer nope"}).status_code == 401  # failure 4
+            assert client.post("/asr", headers={"Authorization": "Bearer nope"}).status_code == 401  # failure 5
             locked = client.get("/v1/models", headers={"Authorization": "Bearer k1"})
-            assert locked.status_code == 429 and locked.headers["retry-after"]
+            assert locked.status_code == 429 and locked.headers["retry-after"] == "60"
+            assert websocket_status(srv.ws_url, {"Authorization": "Bearer k1"}) == 429
+            assert client.get("/health").status_code == 200
     finally:
         srv.stop()
 

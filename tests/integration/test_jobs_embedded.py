@@ -69,7 +69,7 @@ def test_server_killed_with_jobs_queued_and_running_finishes_all_after_restart(
 def test_cli_submit_watch_list_result(server: JobsServer, tmp_path: Path) -> None:
     import io
 
-    from auricle import cli_jobs
+    from auricle.cli import jobs as cli_jobs
 
     from _redis import AUDIO
 

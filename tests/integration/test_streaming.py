@@ -486,7 +486,7 @@ def test_api_key_is_required_before_the_upgrade(tmp_path):
 def test_cli_stream_file_prints_finals_and_returns_the_transcript(server):
     import io
 
-    from auricle.cli_stream import stream_file
+    from auricle.cli.stream import stream_file
 
     out = io.StringIO()
     text = stream_file(server.ws_url, str(CORPUS / "audio" / "jfk.flac"), fast=True, model=None, api_key=None, out=out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
 import pkgutil
 import subprocess
@@ -59,28 +58,3 @@ def test_public_modules_declare_all():
         assert exported is not None, f"{name} has no __all__"
         for item in exported:
             assert hasattr(module, item), f"{name}.__all__ names missing {item}"
-
-
-def test_engine_and_models_never_import_web_or_queue_code():
-    forbidden = (
-        "fastapi",
-        "starlette",
-        "redis",
-        "dramatiq",
-        "uvicorn",
-        "auricle.api",
-        "auricle.jobs",
-        "auricle.streaming",
-        "auricle.app",
-    )
-    for folder in ("engine", "models"):
-        for path in (ROOT / "src" / "auricle" / folder).rglob("*.py"):
-            tree = ast.parse(path.read_text())
-            for node in ast.walk(tree):
-                names = []
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module]
-                for imported in names:
-                    assert not imported.startswith(forbidden), f"{path} imports {imported}"

@@ -1,5 +1,5 @@
-"""What the sync transcription routes share: spool the upload, run it through the service while watching for a
-client disconnect, and clean up."""
+"""What the sync transcription routes share: run a spooled upload through the job service while watching for a
+client disconnect, and keep the sync-request gauges (waiting for a worker, then in flight) up to date."""
 
 from __future__ import annotations
 
@@ -7,22 +7,17 @@ import asyncio
 import contextlib
 import threading
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from fastapi import Request, UploadFile
+from fastapi import Request
 
-from auricle.api.uploads import save_upload
+from auricle import metrics
 from auricle.engine.pipeline import PipelineEvent
 from auricle.engine.types import SAMPLE_RATE, TranscribeOptions
-from auricle.jobs.service import JobTranscriptionService, TranscriptionResult
+from auricle.jobs.service import JobKind, JobTranscriptionService, TranscriptionResult
 
-__all__ = ["pcm_to_wav", "spool", "transcribe_request", "watch_disconnect"]
-
-
-async def spool(request: Request, upload: UploadFile | None, field: str) -> Path:
-    """Save the upload to the spool directory."""
-    return await save_upload(upload, request.app.state.settings.spool_dir, field=field)
+__all__ = ["pcm_to_wav", "stream_request", "transcribe_request", "watch_disconnect"]
 
 
 def pcm_to_wav(raw_path: Path) -> Path:
@@ -40,7 +35,7 @@ def pcm_to_wav(raw_path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def watch_disconnect(request: Request) -> AsyncIterator[threading.Event]:
-    """An event set when the client goes away, so the worker thread can stop between segments."""
+    """An event set when the client goes away, so the wait for the job can stop."""
     gone = threading.Event()
 
     async def poll() -> None:
@@ -57,18 +52,53 @@ async def watch_disconnect(request: Request) -> AsyncIterator[threading.Event]:
         task.cancel()
 
 
-async def transcribe_request(request: Request, path: Path, options: TranscribeOptions) -> TranscriptionResult:
-    """Run one spooled file through the app's transcription service; the service deletes the file."""
-    service: JobTranscriptionService = request.app.state.service
-    async with watch_disconnect(request) as gone:
-        return await service.transcribe(path, options, disconnected=gone.is_set)
+class _Progress:
+    """Moves one sync request from ``auricle_transcriptions_waiting`` to ``_in_flight`` when its job starts."""
+
+    def __init__(self) -> None:
+        self.running = False
+
+    def on_event(self, _event: PipelineEvent) -> None:
+        # A job reports its first stage as soon as a worker starts it: until then it waits in the queue.
+        if not self.running:
+            self.running = True
+            metrics.WAITING.dec()
+            metrics.IN_FLIGHT.inc()
+
+
+@contextlib.contextmanager
+def _tracked() -> Iterator[_Progress]:
+    progress = _Progress()
+    metrics.WAITING.inc()
+    try:
+        yield progress
+    finally:
+        (metrics.IN_FLIGHT if progress.running else metrics.WAITING).dec()
+
+
+async def transcribe_request(
+    request: Request,
+    service: JobTranscriptionService,
+    path: Path,
+    options: TranscribeOptions,
+    *,
+    job_kind: JobKind = "transcribe",
+) -> TranscriptionResult:
+    """Run one spooled file as an ephemeral job and wait for it; the service deletes the file."""
+    with _tracked() as progress:
+        async with watch_disconnect(request) as gone:
+            return await service.transcribe(
+                path, options, on_event=progress.on_event, disconnected=gone.is_set, job_kind=job_kind
+            )
 
 
 async def stream_request(
-    request: Request, path: Path, options: TranscribeOptions
+    request: Request, service: JobTranscriptionService, path: Path, options: TranscribeOptions
 ) -> AsyncIterator[PipelineEvent | TranscriptionResult]:
     """Like :func:`transcribe_request`, yielding pipeline events before the result."""
-    service: JobTranscriptionService = request.app.state.service
-    async with watch_disconnect(request) as gone:
-        async for item in service.stream(path, options, disconnected=gone.is_set):
-            yield item
+    with _tracked() as progress:
+        async with watch_disconnect(request) as gone:
+            async for item in service.stream(path, options, disconnected=gone.is_set):
+                if isinstance(item, PipelineEvent):
+                    progress.on_event(item)
+                yield item

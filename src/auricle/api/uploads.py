@@ -1,5 +1,5 @@
 """Uploaded audio goes to a spool file on disk; the size limit is enforced while the body streams in
-(see ``middleware.RequestMiddleware``), so no upload is ever held whole in memory."""
+(see ``middleware.UploadLimitMiddleware``), so no upload is ever held whole in memory."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from auricle.errors import AudioDecodeError, InvalidRequestError
 
@@ -32,7 +32,7 @@ async def save_upload(upload: UploadFile | None, spool_dir: Path, *, field: str 
         InvalidRequestError: no file was sent in ``field``.
         AudioDecodeError: the file is empty.
     """
-    if upload is None or not hasattr(upload, "file"):
+    if upload is None:
         raise InvalidRequestError(f"no audio file was sent: upload it as multipart field '{field}'", param=field)
     path = _spool_path(spool_dir, upload.filename)
 

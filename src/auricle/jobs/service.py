@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from auricle import metrics
 from auricle.config import Settings
@@ -31,12 +32,22 @@ from auricle.jobs.codec import ErrorInfo, decode_error
 from auricle.jobs.events import FinishedEvent, ProgressEvent
 from auricle.jobs.worker import Consumer, JobRunner, LocalWorkerPool
 
-__all__ = ["ConsumerFactory", "JobTranscriptionService", "TranscriptionResult", "build_job_service", "record_stats"]
+__all__ = [
+    "ConsumerFactory",
+    "JobKind",
+    "JobTranscriptionService",
+    "TranscriptionResult",
+    "build_job_service",
+    "record_stats",
+]
 
 logger = logging.getLogger(__name__)
 
 ConsumerFactory = Callable[[JobRunner], Consumer]
 """Builds the local worker threads of a backend around a runner."""
+
+JobKind = Literal["transcribe", "detect_language"]
+"""What a job does; stored as ``options["kind"]`` when not ``transcribe`` (the worker reads it)."""
 
 
 @dataclass
@@ -168,8 +179,11 @@ class JobTranscriptionService:
         *,
         session: str | None = None,
         ephemeral: bool = False,
+        job_kind: JobKind = "transcribe",
     ) -> list[Job]:
         """Enqueue one job per ``(spooled path, client filename)``; blocking (call from a thread).
+
+        ``job_kind="detect_language"`` makes a job that only detects the language (its transcript has no segments).
 
         Raises:
             QueueFullError: fewer than ``len(files)`` places are free in the queue (nothing is enqueued then,
@@ -185,8 +199,11 @@ class JobTranscriptionService:
                 raise QueueFullError(
                     f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later"
                 )
+            stored = options.to_dict()
+            if job_kind != "transcribe":
+                stored["kind"] = job_kind
             jobs = [
-                self.queue.enqueue(path, filename=name, options=options.to_dict(), session=session, ephemeral=ephemeral)
+                self.queue.enqueue(path, filename=name, options=stored, session=session, ephemeral=ephemeral)
                 for path, name in files
             ]
         self._saturation = (0.0, self._saturation[1])
@@ -199,12 +216,15 @@ class JobTranscriptionService:
         *,
         on_event: Callable[[PipelineEvent], None] | None = None,
         disconnected: Callable[[], bool] | None = None,
+        job_kind: JobKind = "transcribe",
     ) -> TranscriptionResult:
         """Submit an ephemeral job, forward its progress to ``on_event`` and return its result.
 
         A client disconnect (``disconnected()`` or the task being cancelled) deletes the job, which stops it.
         """
-        [job] = await asyncio.to_thread(self.submit, [(audio_path, audio_path.name)], options, ephemeral=True)
+        [job] = await asyncio.to_thread(
+            self.submit, [(audio_path, audio_path.name)], options, ephemeral=True, job_kind=job_kind
+        )
         cursor: str | None = None
         try:
             while True:

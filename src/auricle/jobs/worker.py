@@ -13,14 +13,16 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from auricle import metrics
 from auricle.config import Settings
+from auricle.engine.decode import decode
 from auricle.engine.pipeline import PipelineEvent, PipelineStats
 from auricle.engine.runtime import Runtime
-from auricle.engine.types import TranscribeOptions
+from auricle.engine.types import SAMPLE_RATE, TranscribeOptions, Transcript
 from auricle.errors import CancelledError, InvalidRequestError, JobNotFoundError
 from auricle.jobs.base import TERMINAL, Job, JobQueue, remove_file, worker_id
 from auricle.jobs.codec import ErrorInfo, encode_error
@@ -85,7 +87,10 @@ class JobRunner:
             temp = path if is_temp else None
             stats = PipelineStats()
             options = TranscribeOptions.from_dict(job.options)
-            transcript = self.runtime.transcribe(path, options, on_event=on_event, cancelled=cancelled, stats=stats)
+            if job.options.get("kind") == "detect_language":
+                transcript = self._detect_language(path, options, stats, on_event)
+            else:
+                transcript = self.runtime.transcribe(path, options, on_event=on_event, cancelled=cancelled, stats=stats)
             done = self.queue.complete(job.id, worker, transcript.to_dict(), _stats_dict(stats, transcript.model))
             outcome = "succeeded" if done else "lost"
         except CancelledError:
@@ -109,6 +114,24 @@ class JobRunner:
         metrics.JOB_RUN_SECONDS.observe(time.perf_counter() - started)
         logger.info("job %s: %s after %.2fs", job.id, outcome, time.perf_counter() - started)
         return outcome
+
+    def _detect_language(
+        self, path: Path, options: TranscribeOptions, stats: PipelineStats, on_event: Callable[[PipelineEvent], None]
+    ) -> Transcript:
+        """A ``detect_language`` job: the language of the first 30 s, as a transcript without segments."""
+        started = time.perf_counter()
+        on_event(PipelineEvent("stage", "decoding", 0.0))
+        audio = decode(path, max_seconds=self.runtime.settings.max_audio_s)
+        with self.runtime.models.use(options.model) as transcriber:
+            guess = transcriber.detect_language(audio.samples[: 30 * SAMPLE_RATE])
+        # No audio_seconds: nothing was transcribed, so the transcription metrics should not count it.
+        stats.processing_seconds = time.perf_counter() - started
+        return Transcript(
+            language=guess.language,
+            language_probability=round(guess.probability, 4),
+            duration=round(audio.duration, 3),
+            model=transcriber.name,
+        )
 
     def _heartbeat(self, job_id: str, worker: str, stop: threading.Event) -> None:
         interval = max(0.2, min(self.lease_s / 4, 1.0))

@@ -1,4 +1,4 @@
-"""WebSocket ``/transcribe``: authentication before the upgrade, session limits, and the read loop.
+"""WebSocket ``/transcribe``: session limits and the read loop (``api.auth`` checks API keys before the upgrade).
 
 The contract is summarised in :mod:`auricle.streaming`; message handling lives in :mod:`auricle.streaming.handlers`.
 """
@@ -6,14 +6,12 @@ The contract is summarised in :mod:`auricle.streaming`; message handling lives i
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketState
 
 from auricle import metrics
@@ -31,33 +29,14 @@ router = APIRouter(tags=["streaming"])
 _FLUSH_TIMEOUT_S = 5.0
 SUBPROTOCOL = "auricle"
 """The WebSocket subprotocol selected when a client offers it (browsers sending a key do)."""
-BEARER_SUBPROTOCOL = "auricle.bearer."
-"""Prefix of the subprotocol that carries an API key (base64url, unpadded) from a browser."""
 _WIND_DOWN_S = 60.0  # longest wait for the final results of a session the server ends
-
-
-async def _deny(websocket: WebSocket, status: int, message: str) -> None:
-    """Refuse the upgrade with an HTTP status when the server supports it, else close before accepting."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(JSONResponse({"detail": message}, status_code=status))
-    else:
-        await websocket.close(code=1008, reason=message)
 
 
 @router.websocket("/transcribe")
 async def transcribe(websocket: WebSocket) -> None:
     """Streaming speech recognition (see :mod:`auricle.streaming` for the protocol)."""
     app = websocket.app
-    auth = app.state.auth
-    if auth.enabled:
-        address = websocket.client.host if websocket.client else "unknown"
-        if auth.locked_out(address):
-            await _deny(websocket, 429, "too many failed authentication attempts")
-            return
-        if not auth.key_matches(_authorization(websocket)):
-            auth.record_failure(address)
-            await _deny(websocket, 401, "missing or invalid API key")
-            return
+    # The API key was checked before the handshake reached this route (api.auth, for http and websocket alike).
     hub: StreamingHub = app.state.streaming
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
@@ -87,23 +66,6 @@ async def transcribe(websocket: WebSocket) -> None:
         if websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=conn.close_code, reason=conn.close_reason)
-
-
-def _authorization(websocket: WebSocket) -> str | None:
-    """The ``Authorization`` header, or the key a browser sent as a subprotocol (it cannot send headers).
-
-    A browser offers ``["auricle", "auricle.bearer.<key in unpadded base64url>"]``; the server selects ``auricle``,
-    so the key is never echoed back. Keys in the query string are still not accepted.
-    """
-    header = websocket.headers.get("authorization")
-    if header:
-        return header
-    for offered in websocket.scope.get("subprotocols") or []:
-        if offered.startswith(BEARER_SUBPROTOCOL):
-            encoded = offered[len(BEARER_SUBPROTOCOL) :]
-            with contextlib.suppress(ValueError):
-                return "Bearer " + base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-    return None
 
 
 async def _read_loop(conn: Connection) -> None:

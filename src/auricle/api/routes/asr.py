@@ -12,12 +12,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as FormFile
 
+from auricle.api.deps import JobServiceDep, RegistryDep, SettingsDep
 from auricle.api.params import merged_params, options_from_params, parse_bool
-from auricle.api.transcription import pcm_to_wav, spool, transcribe_request
-from auricle.engine.decode import decode
+from auricle.api.transcription import pcm_to_wav, transcribe_request
+from auricle.api.uploads import save_upload
 from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render, to_asr_json
 from auricle.engine.languages import language_name
+from auricle.engine.types import TranscribeOptions
 from auricle.errors import InvalidRequestError
 
 __all__ = ["router"]
@@ -26,12 +29,18 @@ router = APIRouter(tags=["whisper-asr-webservice"])
 
 _OUTPUTS = {"json": "json", "text": "text", "txt": "text", "srt": "srt", "vtt": "vtt", "tsv": "tsv"}
 
-Q = Annotated[str | None, Query()]
+
+def _upload(form_value: FormFile | str | None, declared: UploadFile | None) -> FormFile | None:
+    """The uploaded file, whether it came as the declared parameter or only in the parsed form."""
+    return form_value if isinstance(form_value, FormFile) else declared
 
 
 @router.post("/asr", summary="Transcribe or translate an audio/video file (whisper-asr-webservice compatible)")
 async def asr(
     request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    service: JobServiceDep,
     audio_file: Annotated[UploadFile | None, File(description="Audio or video file (any common format).")] = None,
     encode: Annotated[
         str | None,
@@ -61,7 +70,6 @@ async def asr(
     """Returns the transcript in the requested format with a `Content-Disposition` naming a matching file."""
     form = await request.form()
     params = merged_params(request.query_params, form)
-    settings = request.app.state.settings
     fmt_name = (params.get("output") or params.get("output_format") or "json").strip().lower()
     fmt = _OUTPUTS.get(fmt_name)
     if fmt is None:
@@ -70,18 +78,18 @@ async def asr(
         )
     options = options_from_params(
         params,
-        request.app.state.runtime.registry,
+        registry,
         word_timestamps_default=settings.asr_word_timestamps_default,
         diarize_default=settings.asr_diarize_default,
     )
     encode_flag = parse_bool(params.get("encode"), "encode", True)
-    upload = form.get("audio_file") or audio_file
-    path = await spool(request, upload if not isinstance(upload, str) else None, "audio_file")
+    upload = _upload(form.get("audio_file"), audio_file)
+    path = await save_upload(upload, settings.spool_dir, field="audio_file")
     if not encode_flag:
         path = await run_in_threadpool(pcm_to_wav, path)
-    result = await transcribe_request(request, path, options)
+    result = await transcribe_request(request, service, path, options)
     transcript = result.transcript
-    filename = getattr(upload, "filename", None) or "audio"
+    filename = (upload.filename if upload else None) or "audio"
     headers = {
         "Asr-Engine": "auricle",
         "Content-Disposition": f'attachment; filename="{quote(filename)}.{EXTENSIONS[fmt]}"',
@@ -98,29 +106,28 @@ async def asr(
 @router.post("/detect-language", summary="Detect the spoken language of a file (first 30 seconds)")
 async def detect_language(
     request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    service: JobServiceDep,
     audio_file: Annotated[UploadFile | None, File(description="Audio or video file.")] = None,
     encode: Annotated[str | None, Query(description="false: raw s16le 16 kHz mono PCM.")] = None,
     model: Annotated[str | None, Query(description="A multilingual model (default: the server default).")] = None,
 ) -> dict[str, object]:
-    """`{"detected_language": "english", "language_code": "en", "confidence": 0.97}`."""
+    """`{"detected_language": "english", "language_code": "en", "confidence": 0.97}`.
+
+    Runs as a short job like `/asr`, so an API node without local workers needs no model of its own.
+    """
     form = await request.form()
     params = merged_params(request.query_params, form)
-    runtime = request.app.state.runtime
     name = params.get("model") or None
     if name:
-        runtime.registry.info(name)
-    upload = form.get("audio_file") or audio_file
-    path = await spool(request, upload if not isinstance(upload, str) else None, "audio_file")
-    try:
-        if not parse_bool(params.get("encode"), "encode", True):
-            path = await run_in_threadpool(pcm_to_wav, path)
-
-        def detect() -> tuple[str, float]:
-            audio = decode(path, max_seconds=request.app.state.settings.max_audio_s)
-            guess = runtime.models.get(name).detect_language(audio.samples[: 30 * 16000])
-            return guess.language, guess.probability
-
-        code, confidence = await run_in_threadpool(detect)
-    finally:
-        path.unlink(missing_ok=True)
+        registry.info(name)  # raises UnknownModelError listing the available models
+    encode_flag = parse_bool(params.get("encode"), "encode", True)
+    path = await save_upload(_upload(form.get("audio_file"), audio_file), settings.spool_dir, field="audio_file")
+    if not encode_flag:
+        path = await run_in_threadpool(pcm_to_wav, path)
+    options = TranscribeOptions(model=registry.canonical(name))
+    result = await transcribe_request(request, service, path, options, job_kind="detect_language")
+    code = result.transcript.language
+    confidence = result.transcript.language_probability
     return {"detected_language": language_name(code), "language_code": code, "confidence": round(confidence, 4)}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from auricle import __version__, metrics
+from auricle.api.deps import JobServiceDep, ModelReadyDep, RuntimeDep, SettingsDep
 from auricle.engine.transcribe import resolve_device
 
 __all__ = ["router"]
@@ -15,10 +16,8 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", summary="Liveness: the process answers, with loaded models and device")
-async def health(request: Request) -> dict[str, object]:
+async def health(settings: SettingsDep, runtime: RuntimeDep) -> dict[str, object]:
     """Always 200 while the process serves requests (never blocked by running transcriptions)."""
-    settings = request.app.state.settings
-    runtime = request.app.state.runtime
     device, compute_type = resolve_device(settings.device, settings.compute_type)
     return {
         "status": "ok",
@@ -31,15 +30,18 @@ async def health(request: Request) -> dict[str, object]:
 
 
 @router.get("/ready", summary="Readiness: 503 until the default model is loaded, and while the queue is full")
-async def ready(request: Request) -> JSONResponse:
-    """200 when new work would be accepted and served promptly."""
-    runtime = request.app.state.runtime
-    service = request.app.state.service
+async def ready(
+    settings: SettingsDep, runtime: RuntimeDep, service: JobServiceDep, model_ready: ModelReadyDep
+) -> JSONResponse:
+    """200 when new work would be accepted and served promptly.
+
+    A node with local workers needs the default model in memory; an API node of a Redis deployment
+    (``local_workers=false``) needs none, since every request, ``/detect-language`` included, runs as a job.
+    """
     pending, capacity = service.saturation()
     reasons = []
-    model_ready = getattr(request.app.state, "model_ready", None)
-    if request.app.state.settings.local_workers and not runtime.models.is_loaded(None):
-        reasons.append("loading the default model" if model_ready and not model_ready.is_set() else "model not loaded")
+    if settings.local_workers and not runtime.models.is_loaded(None):
+        reasons.append("model not loaded" if model_ready.is_set() else "loading the default model")
     if pending >= capacity:
         reasons.append("queue is full")
     body = {"ready": not reasons, "pending": pending, "capacity": capacity, "reasons": reasons}
@@ -47,9 +49,8 @@ async def ready(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def prometheus_metrics(request: Request) -> Response:
+async def prometheus_metrics(runtime: RuntimeDep) -> Response:
     """Prometheus text exposition format."""
-    runtime = request.app.state.runtime
     loaded = runtime.models.loaded()
     metrics.MODELS_LOADED.set(len(loaded))
     for name, seconds in loaded.items():

@@ -1,8 +1,7 @@
 """Jobs API (``/v1/jobs``): submit files and return at once, then follow, fetch, replay, retry, cancel, delete.
 
-The queue lives on ``app.state.jobs`` (a :class:`~auricle.jobs.base.JobQueue`); submissions go through
-``app.state.service`` (:class:`~auricle.jobs.service.JobTranscriptionService`), so the queue limit applies to every
-request.
+Reads go to the job store (:data:`~auricle.api.deps.QueueDep`); submissions go through the job service
+(:data:`~auricle.api.deps.JobServiceDep`), so the queue limit applies to every request.
 Times in job objects are Unix seconds; ``progress`` is 0–100 of the audio processed.
 """
 
@@ -13,20 +12,21 @@ import json
 import logging
 import mimetypes
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
+from auricle.api.deps import AuthDep, JobServiceDep, QueueDep, RegistryDep, SettingsDep
 from auricle.api.params import merged_params, options_from_params
 from auricle.api.uploads import save_upload
 from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render
 from auricle.engine.types import Transcript
 from auricle.errors import InvalidRequestError, JobNotFoundError
-from auricle.jobs.base import STATES, TERMINAL, Job, JobQueue
+from auricle.jobs.base import STATES, TERMINAL
 
 __all__ = ["router"]
 
@@ -39,20 +39,22 @@ _SSE_NAMES = {"stage": "progress"}
 _KEEPALIVE_S = 15.0
 
 
-def _queue(request: Request) -> JobQueue:
-    return request.app.state.jobs  # type: ignore[no-any-return]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+async def _run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    # Every store may block (SQLite, Redis): never on the event loop.
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 @router.post("", status_code=202, summary="Submit one or more files as jobs")
-async def submit_jobs(request: Request) -> JSONResponse:
+async def submit_jobs(
+    request: Request, settings: SettingsDep, registry: RegistryDep, service: JobServiceDep, caller: AuthDep
+) -> JSONResponse:
     """Multipart form with one or more files (field ``file``, repeated, or ``files``) and the ``/asr`` options
     (model, language, task, word_timestamps, diarize, num_speakers, min_speakers, max_speakers, initial_prompt,
     hotwords, vad_filter) plus an optional ``session`` tag. Answers 202 with ``{"jobs": [...]}`` at once."""
-    settings = request.app.state.settings
     form = await request.form(max_files=10_000)
     uploads = [item for name in _FILE_FIELDS for item in form.getlist(name) if isinstance(item, UploadFile)]
     if not uploads:
@@ -60,7 +62,7 @@ async def submit_jobs(request: Request) -> JSONResponse:
     params = merged_params(request.query_params, form)
     options = options_from_params(
         params,
-        request.app.state.runtime.registry,
+        registry,
         word_timestamps_default=settings.asr_word_timestamps_default,
         diarize_default=settings.asr_diarize_default,
     )
@@ -73,14 +75,14 @@ async def submit_jobs(request: Request) -> JSONResponse:
         for path, _ in saved:
             path.unlink(missing_ok=True)
         raise
-    jobs: list[Job] = await _run(request.app.state.service.submit, saved, options, session=session)
-    logger.info("submitted %s job(s): %s", len(jobs), ", ".join(j.id for j in jobs))
+    jobs = await _run(service.submit, saved, options, session=session)
+    logger.info("%s submitted %s job(s): %s", caller.name, len(jobs), ", ".join(j.id for j in jobs))
     return JSONResponse({"jobs": [j.to_public() for j in jobs]}, status_code=202)
 
 
 @router.get("", summary="List jobs, newest first")
 async def list_jobs(
-    request: Request,
+    queue: QueueDep,
     status: str | None = None,
     session: str | None = None,
     limit: int = 50,
@@ -98,7 +100,7 @@ async def list_jobs(
         offset = int(cursor)
     if offset < 0:
         raise InvalidRequestError("'offset' must not be negative", param="offset")
-    jobs: list[Job] = await _run(_queue(request).list, status=status, session=session, limit=limit + 1, offset=offset)
+    jobs = await _run(queue.list, status=status, session=session, limit=limit + 1, offset=offset)
     more = len(jobs) > limit
     next_offset = offset + limit if more else None
     return {
@@ -111,20 +113,19 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", summary="A job's state, progress and timings")
-async def get_job(request: Request, job_id: str) -> dict[str, Any]:
+async def get_job(queue: QueueDep, job_id: str) -> dict[str, Any]:
     """Status (queued, running, succeeded, failed, cancelled), stage, progress, timings and error."""
-    job: Job = await _run(_queue(request).get, job_id)
+    job = await _run(queue.get, job_id)
     return job.to_public()
 
 
 @router.get("/{job_id}/result", summary="A finished job's transcript")
-async def get_result(request: Request, job_id: str, format: str = "json") -> Response:
+async def get_result(queue: QueueDep, job_id: str, format: str = "json") -> Response:
     """Rendered as json, text, srt, vtt, tsv or verbose_json. 409 while the job has not succeeded."""
     if format not in MEDIA_TYPES:
         raise InvalidRequestError(f"'format' must be one of {', '.join(MEDIA_TYPES)}", param="format")
-    queue = _queue(request)
     data = await _run(queue.result, job_id)
-    job: Job = await _run(queue.get, job_id)
+    job = await _run(queue.get, job_id)
     body = render(Transcript.from_dict(data), format)
     stem = Path(job.filename or job_id).stem or job_id
     headers = {"Content-Disposition": f'inline; filename="{stem}.{EXTENSIONS[format]}"'}
@@ -136,12 +137,11 @@ def _sse(name: str, data: dict[str, Any]) -> str:
 
 
 @router.get("/{job_id}/events", summary="Server-sent events of a job")
-async def job_events(request: Request, job_id: str) -> StreamingResponse:
+async def job_events(request: Request, queue: QueueDep, job_id: str) -> StreamingResponse:
     """``state`` (the current state, first), then ``progress``, ``language`` and ``segment`` events as they
     happen — a late client gets the segments decoded so far replayed — and finally ``done``, ``failed`` or
     ``cancelled``. The stream ends after the terminal event."""
-    queue = _queue(request)
-    job: Job = await _run(queue.get, job_id)
+    job = await _run(queue.get, job_id)
 
     async def events() -> AsyncIterator[str]:
         yield _sse("state", {"type": "state", "job": job.to_public()})
@@ -164,11 +164,11 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
                 last_sent = time.monotonic()
                 yield ": keep-alive\n\n"
             if not batch:
-                current: Job = await _run(queue.get, job_id)
+                current = await _run(queue.get, job_id)
                 if current.status in TERMINAL:
                     # Finished, but its terminal event is not (yet) in the log: report the state we see.
-                    kind = "done" if current.status == "succeeded" else current.status
-                    yield _sse(kind, {"type": kind, "job": current.to_public()})
+                    ending = "done" if current.status == "succeeded" else current.status
+                    yield _sse(ending, {"type": ending, "job": current.to_public()})
                     return
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -176,11 +176,10 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
 
 
 @router.get("/{job_id}/audio", summary="The job's audio (supports HTTP Range)")
-async def job_audio(request: Request, job_id: str) -> FileResponse:
+async def job_audio(queue: QueueDep, job_id: str) -> FileResponse:
     """The uploaded file as sent, for playback next to the transcript."""
-    queue = _queue(request)
-    job: Job = await _run(queue.get, job_id)
-    path: Path = await _run(queue.audio_file, job_id)
+    job = await _run(queue.get, job_id)
+    path = await _run(queue.audio_file, job_id)
     media_type = mimetypes.guess_type(job.filename or path.name)[0] or "application/octet-stream"
     return FileResponse(
         path, media_type=media_type, filename=job.filename or path.name, content_disposition_type="inline"
@@ -188,21 +187,21 @@ async def job_audio(request: Request, job_id: str) -> FileResponse:
 
 
 @router.post("/{job_id}/retry", status_code=202, summary="Run a failed or cancelled job again")
-async def retry_job(request: Request, job_id: str) -> dict[str, Any]:
+async def retry_job(queue: QueueDep, job_id: str) -> dict[str, Any]:
     """409 unless the job failed or was cancelled."""
-    job: Job = await _run(_queue(request).retry, job_id)
+    job = await _run(queue.retry, job_id)
     return job.to_public()
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job")
-async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+async def cancel_job(queue: QueueDep, job_id: str) -> dict[str, Any]:
     """A queued job is cancelled at once; a running one stops within about a second. 409 once finished."""
-    job: Job = await _run(_queue(request).cancel, job_id)
+    job = await _run(queue.cancel, job_id)
     return job.to_public()
 
 
 @router.delete("/{job_id}", status_code=204, summary="Delete a job with its audio and result")
-async def delete_job(request: Request, job_id: str) -> Response:
+async def delete_job(queue: QueueDep, job_id: str) -> Response:
     """A running job is stopped too."""
-    await _run(_queue(request).delete, job_id)
+    await _run(queue.delete, job_id)
     return Response(status_code=204)

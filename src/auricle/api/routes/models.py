@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from auricle.models.registry import ModelInfo, ModelRegistry
+from auricle.api.deps import RegistryDep
+from auricle.models.registry import ModelInfo
 
 __all__ = ["router"]
 
@@ -27,9 +28,8 @@ def _card(info: ModelInfo, model_id: str | None = None) -> dict[str, object]:
 
 
 @router.get("/models", summary="List the models this server can use")
-async def list_models(request: Request) -> dict[str, object]:
+async def list_models(registry: RegistryDep) -> dict[str, object]:
     """Models usable now (bundled, local, cached) or by download when allowed; `whisper-1` is the default."""
-    registry: ModelRegistry = request.app.state.runtime.registry
     usable = [m for m in registry.list() if m.installed or registry.settings.allow_download]
     cards = [_card(m) for m in usable]
     cards.append(_card(registry.info(registry.default), "whisper-1"))
@@ -37,7 +37,6 @@ async def list_models(request: Request) -> dict[str, object]:
 
 
 @router.get("/models/{model_id:path}", summary="Describe one model")
-async def get_model(model_id: str, request: Request) -> dict[str, object]:
+async def get_model(model_id: str, registry: RegistryDep) -> dict[str, object]:
     """404 in OpenAI's error shape, listing the available models, when unknown."""
-    registry: ModelRegistry = request.app.state.runtime.registry
     return _card(registry.info(model_id), model_id)

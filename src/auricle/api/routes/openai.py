@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from auricle.api.deps import JobServiceDep, RegistryDep, SettingsDep
 from auricle.api.params import parse_bool, parse_float, parse_language
-from auricle.api.transcription import spool, stream_request, transcribe_request
+from auricle.api.transcription import stream_request, transcribe_request
+from auricle.api.uploads import save_upload
+from auricle.config import Settings
 from auricle.engine.formats import MEDIA_TYPES, render, to_diarized_json, to_verbose_json
 from auricle.engine.types import TranscribeOptions, Transcript
 from auricle.errors import InvalidRequestError
-from auricle.jobs.service import TranscriptionResult
+from auricle.jobs.service import JobTranscriptionService, TranscriptionResult
+from auricle.models.registry import ModelRegistry
 
 __all__ = ["router"]
 
@@ -27,7 +33,7 @@ _FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 
 
 def _options(
-    request: Request,
+    registry: ModelRegistry,
     *,
     model: str | None,
     language: str | None,
@@ -35,10 +41,9 @@ def _options(
     response_format: str,
     temperature: str | None,
     granularities: list[str],
-    task: str,
+    task: Literal["transcribe", "translate"],
     diarize: str | None,
 ) -> TranscribeOptions:
-    registry = request.app.state.runtime.registry
     if response_format not in _FORMATS:
         raise InvalidRequestError(
             f"unknown response_format '{response_format}': use one of {', '.join(_FORMATS)}", param="response_format"
@@ -55,7 +60,7 @@ def _options(
     return TranscribeOptions(
         model=registry.canonical(model),
         language=parse_language(language),
-        task=task,  # type: ignore[arg-type]
+        task=task,
         initial_prompt=prompt or None,
         word_timestamps="word" in granularities or wants_diarization,
         temperature=parse_float(temperature, "temperature", minimum=0.0, maximum=1.0),
@@ -80,8 +85,10 @@ def _sse(payload: dict[str, object]) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-async def _events(request: Request, path: object, options: TranscribeOptions) -> AsyncIterator[str]:
-    async for item in stream_request(request, path, options):  # type: ignore[arg-type]
+async def _events(
+    request: Request, service: JobTranscriptionService, path: Path, options: TranscribeOptions
+) -> AsyncIterator[str]:
+    async for item in stream_request(request, service, path, options):
         if isinstance(item, TranscriptionResult):
             yield _sse({"type": "transcript.text.done", "text": item.transcript.text})
         elif item.kind == "segment" and item.segment is not None:
@@ -96,9 +103,10 @@ async def _events(request: Request, path: object, options: TranscribeOptions) ->
 
 async def _handle(
     request: Request,
+    deps: _Deps,
     file: UploadFile | None,
     *,
-    task: str,
+    task: Literal["transcribe", "translate"],
     model: str | None,
     language: str | None,
     prompt: str | None,
@@ -111,7 +119,7 @@ async def _handle(
     response_format = (response_format or "json").strip().lower()
     granularities = [g.strip().lower() for g in (granularities or []) if g.strip()]
     options = _options(
-        request,
+        deps.registry,
         model=model,
         language=language,
         prompt=prompt,
@@ -122,12 +130,14 @@ async def _handle(
         diarize=diarize,
     )
     streaming = parse_bool(stream, "stream", False)
-    path = await spool(request, file, "file")
+    path = await save_upload(file, deps.settings.spool_dir, field="file")
     if streaming:
         return StreamingResponse(
-            _events(request, path, options), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            _events(request, deps.service, path, options),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
         )
-    result = await transcribe_request(request, path, options)
+    result = await transcribe_request(request, deps.service, path, options)
     return _render(result.transcript, response_format, granularities)
 
 
@@ -140,9 +150,24 @@ Diarize = Annotated[str | None, Form(description="true: label speakers (also imp
 Upload = Annotated[UploadFile | None, File(description="Audio or video file.")]
 
 
+@dataclass(frozen=True)
+class _Deps:
+    settings: Settings
+    registry: ModelRegistry
+    service: JobTranscriptionService
+
+
+def _deps(settings: SettingsDep, registry: RegistryDep, service: JobServiceDep) -> _Deps:
+    return _Deps(settings, registry, service)
+
+
+Deps = Annotated[_Deps, Depends(_deps)]
+
+
 @router.post("/transcriptions", summary="Transcribe audio (OpenAI compatible)")
 async def transcriptions(
     request: Request,
+    deps: Deps,
     file: Upload = None,
     model: Model = None,
     language: Annotated[str | None, Form(description="ISO 639-1 code; omit to detect.")] = None,
@@ -159,6 +184,7 @@ async def transcriptions(
     """Like OpenAI's endpoint; errors come in OpenAI's `{"error": {...}}` envelope."""
     return await _handle(
         request,
+        deps,
         file,
         task="transcribe",
         model=model,
@@ -175,6 +201,7 @@ async def transcriptions(
 @router.post("/translations", summary="Translate audio to English text (OpenAI compatible)")
 async def translations(
     request: Request,
+    deps: Deps,
     file: Upload = None,
     model: Model = None,
     prompt: Prompt = None,
@@ -184,6 +211,7 @@ async def translations(
     """Speech in any supported language to English text."""
     return await _handle(
         request,
+        deps,
         file,
         task="translate",
         model=model,

@@ -8,21 +8,24 @@ as it records (through the optional ``sounddevice`` package and PortAudio) until
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
 import numpy as np
 
+from auricle.config import Settings
 from auricle.engine.decode import decode
 from auricle.engine.types import SAMPLE_RATE as _RATE
 from auricle.errors import AuricleError
 
-__all__ = ["StreamError", "stream_file", "stream_microphone"]
+__all__ = ["StreamError", "cmd_stream", "register", "stream_file", "stream_microphone"]
 
 logger = logging.getLogger(__name__)
 
@@ -179,3 +182,27 @@ class _Display:
         self.clear()
         self.out.write(text + "\n")
         self.out.flush()
+
+
+def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
+    """Stream a file, or the microphone, to a running server over WebSocket."""
+    if args.mic == (args.file is not None):
+        sys.stderr.write("auricle stream: give a FILE or --mic\n")
+        return 2
+    if args.mic:
+        stream_microphone(args.url, model=args.model, api_key=args.api_key, out=sys.stdout)
+    else:
+        stream_file(args.url, args.file, fast=args.fast, model=args.model, api_key=args.api_key, out=sys.stdout)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``stream`` to the ``auricle`` parser."""
+    st = sub.add_parser("stream", help="stream a file (or the microphone) to a server over WebSocket")
+    st.add_argument("file", nargs="?", help="audio or video file (omit with --mic)")
+    st.add_argument("--mic", action="store_true", help="stream the default microphone until Ctrl+C (sounddevice)")
+    st.add_argument("--url", default="ws://127.0.0.1:9000/transcribe")
+    st.add_argument("--fast", action="store_true", help="send as fast as possible (no real-time pacing)")
+    st.add_argument("--model", default=None)
+    st.add_argument("--api-key", default=None)
+    st.set_defaults(func=cmd_stream)

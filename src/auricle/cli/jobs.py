@@ -1,14 +1,17 @@
-"""``auricle jobs submit|list|watch|result``: a small HTTP client of ``/v1/jobs`` (the lead wires the commands).
+"""``auricle jobs submit|list|watch|result``: a small HTTP client of ``/v1/jobs``.
 
-Every function talks to ``url`` (default ``http://127.0.0.1:9000``) with an optional API key, writes to the text
-stream it is given (never ``print``) and returns a process exit code: 0 on success, 1 when a job failed or was
-cancelled, 2 on a request error.
+:func:`register` adds the commands to the ``auricle`` parser and :func:`cmd_jobs` dispatches them. Every
+function talks to ``url`` (default ``http://127.0.0.1:9000``) with an optional API key, writes to the text stream
+it is given (never ``print``) and returns a process exit code: 0 on success, 1 when a job failed or was cancelled,
+2 on a request error.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,7 +19,10 @@ from typing import Any, TextIO
 import httpx
 from tqdm import tqdm
 
-__all__ = ["DEFAULT_URL", "list_jobs", "result", "submit", "watch"]
+from auricle.cli._output import OUTPUTS
+from auricle.config import Settings
+
+__all__ = ["DEFAULT_URL", "cmd_jobs", "list_jobs", "register", "result", "submit", "watch"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +30,7 @@ DEFAULT_URL = "http://127.0.0.1:9000"
 _TERMINAL = ("done", "failed", "cancelled", "deleted")
 
 
-def _client(url: str, api_key: str | None, timeout: float | None = 60.0) -> httpx.Client:
+def _client(url: str, api_key: str | None, timeout: float | httpx.Timeout | None = 60.0) -> httpx.Client:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
@@ -174,3 +180,41 @@ def result(
     else:
         out.write(response.text if response.text.endswith("\n") else response.text + "\n")
     return 0
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    """Jobs against a local or remote server."""
+    remote = {"url": args.url, "api_key": args.api_key}
+    if args.jobs_command == "submit":
+        options = {
+            k: v for k, v in {"model": args.model, "language": args.language, "diarize": args.diarize}.items() if v
+        }
+        return submit([Path(f) for f in args.files], sys.stdout, options=options, **remote)
+    if args.jobs_command == "list":
+        return list_jobs(sys.stdout, status=args.status, **remote)
+    if args.jobs_command == "watch":
+        return watch(args.ids, sys.stderr, **remote)
+    output = Path(args.output_file) if args.output_file else None
+    return result(args.id, sys.stdout, fmt=args.output, output=output, **remote)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``jobs submit|list|watch|result`` to the ``auricle`` parser."""
+    jobs = sub.add_parser("jobs", help="submit, list, watch and fetch jobs on a server")
+    jobs.add_argument("--url", default=DEFAULT_URL)
+    jobs.add_argument("--api-key", default=None)
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    submit_cmd = jobs_sub.add_parser("submit")
+    submit_cmd.add_argument("files", nargs="+")
+    submit_cmd.add_argument("--model", default=None)
+    submit_cmd.add_argument("--language", default=None)
+    submit_cmd.add_argument("--diarize", action="store_true")
+    listing = jobs_sub.add_parser("list")
+    listing.add_argument("--status", default=None)
+    watching = jobs_sub.add_parser("watch")
+    watching.add_argument("ids", nargs="+")
+    fetching = jobs_sub.add_parser("result")
+    fetching.add_argument("id")
+    fetching.add_argument("-o", "--output", choices=OUTPUTS, default="text")
+    fetching.add_argument("--output-file", default=None)
+    jobs.set_defaults(func=cmd_jobs)
