@@ -68,21 +68,19 @@ def test_closing_the_hub_stops_its_scheduler_threads(tmp_path: Path) -> None:
     assert not any(t.is_alive() for t in threads)
 
 
-def test_the_app_builds_one_hub_and_closes_it_at_shutdown(tmp_path: Path) -> None:
-    # Given an app: its hub exists before any WebSocket connects
+def test_the_app_builds_one_hub_and_closes_it_at_shutdown(tmp_path: Path, monkeypatch: Any) -> None:
+    closed: list[StreamingHub] = []
+    original = StreamingHub.close
+
+    def close(self: StreamingHub) -> None:
+        closed.append(self)
+        original(self)
+
+    monkeypatch.setattr(StreamingHub, "close", close)
     app = create_app(settings_for(tmp_path))
-    hub = app.state.streaming
-    assert isinstance(hub, StreamingHub)
-    closed: list[bool] = []
-    original = hub.close
-
-    def close() -> None:
-        closed.append(True)
-        original()
-
-    hub.close = close  # type: ignore[method-assign]
-    # When the app starts and shuts down
+    # Given an app that has started: its lifespan built one hub
     with TestClient(app):
-        assert app.state.streaming is hub and not closed
-    # Then its lifespan closed the hub once
-    assert closed == [True]
+        hub = app.state.streaming
+        assert isinstance(hub, StreamingHub) and not closed
+    # When it shuts down, then its lifespan closed that hub once
+    assert closed == [hub]
