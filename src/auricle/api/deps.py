@@ -24,6 +24,7 @@ from auricle.errors import NotReadyError
 from auricle.jobs.base import JobQueue
 from auricle.jobs.service import JobTranscriptionService
 from auricle.models.registry import ModelRegistry
+from auricle.streaming.hub import StreamingHub
 
 __all__ = [
     "AuthDep",
@@ -33,11 +34,13 @@ __all__ = [
     "RegistryDep",
     "RuntimeDep",
     "SettingsDep",
+    "StreamingHubDep",
     "get_caller",
     "get_job_service",
     "get_model_ready",
     "get_queue",
     "get_registry",
+    "get_streaming_hub",
     "get_runtime",
     "get_settings",
 ]
@@ -86,6 +89,11 @@ def get_model_ready(connection: HTTPConnection) -> asyncio.Event:
     return _state(connection, "model_ready", asyncio.Event)
 
 
+def get_streaming_hub(connection: HTTPConnection) -> StreamingHub:
+    """What the streaming sessions share: scheduler and session count (``app.state.streaming``)."""
+    return _state(connection, "streaming", StreamingHub)
+
+
 def get_caller(connection: HTTPConnection) -> Caller:
     """Who is calling, as :class:`~auricle.api.middleware.AuthMiddleware` decided."""
     caller = connection.scope.get("auth")
@@ -101,3 +109,4 @@ JobServiceDep = Annotated[JobTranscriptionService, Depends(get_job_service)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 ModelReadyDep = Annotated[asyncio.Event, Depends(get_model_ready)]
 AuthDep = Annotated[Caller, Depends(get_caller)]
+StreamingHubDep = Annotated[StreamingHub, Depends(get_streaming_hub)]

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fakes import Script, wav_bytes
 
 WAV = wav_bytes(1.0)
+IDLE_SESSIONS = {"active_sessions": 0, "max_sessions": 20, "sessions_available": 20}
 
 
 def gauges(client: TestClient) -> dict[str, float]:
@@ -36,6 +37,20 @@ def test_health_names_the_models_and_device(client: TestClient) -> None:
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["default_model"] == "base"
     assert body["models_loaded"] == ["base"] and body["device"] == "cpu" and body["compute_type"] == "int8"
+    # WhisperX ASR services' and OpenASR's field names, for their clients
+    assert body["loaded_models"] == ["base"]
+    assert (body["active_sessions"], body["max_sessions"], body["sessions_available"]) == (0, 20, 20)
+
+
+def test_health_and_ready_count_open_streaming_sessions(client: TestClient) -> None:
+    # Given one open WebSocket session
+    with client.websocket_connect("/transcribe"):
+        # Then both report it, and the room left
+        for path in ("/health", "/ready"):
+            body = client.get(path).json()
+            assert (body["active_sessions"], body["sessions_available"]) == (1, body["max_sessions"] - 1), path
+    # And once it closed, it is no longer counted
+    eventually(lambda: client.get("/health").json()["active_sessions"] == 0)
 
 
 def test_ready_is_503_while_the_default_model_loads_then_200(make_client) -> None:
@@ -53,7 +68,7 @@ def test_ready_is_503_while_the_default_model_loads_then_200(make_client) -> Non
         script.load_gate.set()
     # When the model is in memory, it is ready
     eventually(lambda: client.get("/ready").status_code == 200)
-    assert client.get("/ready").json() == {"ready": True, "pending": 0, "capacity": 10, "reasons": []}
+    assert client.get("/ready").json() == {"ready": True, "pending": 0, "capacity": 10, "reasons": [], **IDLE_SESSIONS}
 
 
 def test_ready_is_503_when_the_default_model_cannot_load(make_client) -> None:
@@ -81,7 +96,15 @@ def test_ready_is_503_while_the_queue_is_full(make_client) -> None:
         # Then it is not ready while the queue is full
         response = client.get("/ready")
         assert response.status_code == 503
-        assert response.json() == {"ready": False, "pending": 2, "capacity": 2, "reasons": ["queue is full"]}
+        assert response.json() == {
+            "ready": False,
+            "pending": 2,
+            "capacity": 2,
+            "reasons": ["queue is full"],
+            "active_sessions": 0,
+            "max_sessions": 20,
+            "sessions_available": 20,
+        }
     finally:
         script.gate.set()
     # And ready again once the jobs ran

@@ -7,31 +7,44 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from auricle import __version__, metrics
-from auricle.api.deps import JobServiceDep, ModelReadyDep, RuntimeDep, SettingsDep
+from auricle.api.deps import JobServiceDep, ModelReadyDep, RuntimeDep, SettingsDep, StreamingHubDep
 from auricle.engine.transcribe import resolve_device
+from auricle.streaming.hub import StreamingHub
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
 
 
+def _sessions(hub: StreamingHub) -> dict[str, int]:
+    """Streaming capacity, in the field names of OpenASR's health answer."""
+    limit = hub.settings.streaming.session_limit
+    return {"active_sessions": hub.active, "max_sessions": limit, "sessions_available": max(0, limit - hub.active)}
+
+
 @router.get("/health", summary="Liveness: the process answers, with loaded models and device")
-async def health(settings: SettingsDep, runtime: RuntimeDep) -> dict[str, object]:
-    """Always 200 while the process serves requests (never blocked by running transcriptions)."""
+async def health(settings: SettingsDep, runtime: RuntimeDep, hub: StreamingHubDep) -> dict[str, object]:
+    """Always 200 while the process serves requests (never blocked by running transcriptions).
+
+    ``loaded_models`` is the WhisperX ASR services' name for ``models_loaded``; both are kept for their clients.
+    """
     device, compute_type = resolve_device(settings.device, settings.compute_type)
+    loaded = sorted(runtime.models.loaded())
     return {
         "status": "ok",
         "version": __version__,
         "default_model": runtime.registry.default,
-        "models_loaded": sorted(runtime.models.loaded()),
+        "models_loaded": loaded,
+        "loaded_models": loaded,
         "device": device,
         "compute_type": compute_type,
+        **_sessions(hub),
     }
 
 
 @router.get("/ready", summary="Readiness: 503 until the default model is loaded, and while the queue is full")
 async def ready(
-    settings: SettingsDep, runtime: RuntimeDep, service: JobServiceDep, model_ready: ModelReadyDep
+    settings: SettingsDep, runtime: RuntimeDep, service: JobServiceDep, model_ready: ModelReadyDep, hub: StreamingHubDep
 ) -> JSONResponse:
     """200 when new work would be accepted and served promptly.
 
@@ -44,7 +57,7 @@ async def ready(
         reasons.append("model not loaded" if model_ready.is_set() else "loading the default model")
     if pending >= capacity:
         reasons.append("queue is full")
-    body = {"ready": not reasons, "pending": pending, "capacity": capacity, "reasons": reasons}
+    body = {"ready": not reasons, "pending": pending, "capacity": capacity, "reasons": reasons, **_sessions(hub)}
     return JSONResponse(body, status_code=503 if reasons else 200, headers={"Retry-After": "5"} if reasons else None)
 
 
