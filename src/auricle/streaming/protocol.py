@@ -9,7 +9,10 @@ Checkpoint fields, as Auricle fills them:
 
 - ``last_audio_ms``: session time up to which all audio is accounted for in ``full_transcript``; a resuming
   client sends its audio again from this point (it is always at a pause or a word boundary).
-- ``last_text_offset``: session time (ms) where the last confirmed word ends.
+- ``last_text_offset``: a character offset into ``full_transcript`` (its length: the text confirmed so far), as
+  OpenASR defines it.
+- ``last_text_end_ms``: session time (ms) where the last confirmed word ends (an Auricle field; a resumed session
+  starts confirming words after it, so none is repeated).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class Checkpoint(BaseModel):
     session_id: str = Field(max_length=128)
     last_audio_ms: int = Field(ge=0)
     last_text_offset: int = Field(0, ge=0)
+    last_text_end_ms: int | None = Field(None, ge=0)
     full_transcript: str = ""
     buffer_config: BufferConfig = Field(default_factory=BufferConfig)
     backend_model_id: str | None = Field(None, max_length=128)

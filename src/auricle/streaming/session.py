@@ -70,7 +70,10 @@ class StreamSession:
         resume = config.resume_checkpoint
         self._base_s = resume.last_audio_ms / 1000 if resume else 0.0
         self._transcript = resume.full_transcript.strip() if resume else ""
-        self._last_text_offset_ms = resume.last_text_offset if resume else 0
+        # Checkpoints from clients that do not know Auricle's field fall back to the resume point.
+        self._last_text_end_ms = (
+            (resume.last_text_end_ms if resume.last_text_end_ms is not None else resume.last_audio_ms) if resume else 0
+        )
         self.window_s = config.window_duration_ms / 1000
         self.recognizer = StreamingRecognizer(
             decoder,
@@ -81,7 +84,7 @@ class StreamSession:
             interval_s=_INTERVAL_S,
             endpoint_s=ENDPOINT_MS / 1000,
             max_buffer_s=limits.buffer_s * 0.8,
-            committed_time=self._last_text_offset_ms / 1000,
+            committed_time=self._last_text_end_ms / 1000,
             prompt=self._transcript,
         )
         self._lock = threading.Lock()
@@ -205,7 +208,7 @@ class StreamSession:
         if len(grown.encode()) > self.limits.max_transcript_bytes:
             raise TranscriptLimitError(f"transcript passed {self.limits.max_transcript_bytes} bytes")
         self._transcript = grown
-        self._last_text_offset_ms = round(event.end * 1000)
+        self._last_text_end_ms = round(event.end * 1000)
         offset, duration = self._span_ms(event.start, event.end)
         return [
             protocol.phrase(self.id, offset, duration, addition, event.confidence),
@@ -235,7 +238,8 @@ class StreamSession:
         return {
             "session_id": self.id,
             "last_audio_ms": round(resume * 1000),
-            "last_text_offset": self._last_text_offset_ms,
+            "last_text_offset": len(self._transcript),
+            "last_text_end_ms": self._last_text_end_ms,
             "full_transcript": self._transcript,
             "buffer_config": {
                 "window_duration_ms": self.config.window_duration_ms,

@@ -72,7 +72,8 @@ def test_a_checkpoint_round_trips_as_resume_checkpoint():
     checkpoint = {
         "session_id": "abc",
         "last_audio_ms": 5000,
-        "last_text_offset": 4800,
+        "last_text_offset": 11,
+        "last_text_end_ms": 4800,
         "full_transcript": "hello there",
         "buffer_config": {"window_duration_ms": 5000, "overlap_duration_ms": 500},
         "backend_model_id": "tiny.en",
