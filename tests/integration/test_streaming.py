@@ -234,6 +234,45 @@ def test_real_time_stream_gives_hypotheses_then_phrases(server, audio, batch_tex
     assert_completed(result)
 
 
+def test_what_the_openasr_test_client_sends_gets_phrases_and_a_transcript(server, audio, batch_text):
+    # Given exactly what OpenASR's own test client sends: its model name, 16 kHz PCM in 200 ms frames, unpaced
+    entry_id = "en_jfk_inaugural"
+    config = {"language": "en", "sample_rate": 16000, "encoding": "pcm_s16le", "model_id": "whisper-tiny.en"}
+    # When it streams the file and sends speech.end
+    result = asyncio.run(stream(server.ws_url, pcm_frames(audio[entry_id]), config=config))
+    # Then the model name resolves, phrases arrive, and the EndOfStream transcript is as good as batch
+    assert result.messages[0]["payload"]["effective_config"]["model_id"] == "tiny.en"
+    assert [p for p in result.of("speech.phrase") if p["payload"]["status"] == "Success"]
+    reference = ENTRIES[entry_id]["reference"]
+    assert wer([reference], [result.final_text or ""]) <= wer([reference], [batch_text[entry_id]]) + 0.02
+    assert_completed(result)
+
+
+async def unknown_model_then_corrected(url: str, frames: list[bytes]) -> tuple[dict, dict, str | None]:
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "speech.config", "payload": {"model_id": "whisper-no-such-size"}}))
+        error = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        await ws.send(json.dumps({"type": "speech.config", "payload": {"model_id": "Whisper-Tiny.EN"}}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        for frame in frames:
+            await ws.send(frame)
+        await ws.send(json.dumps({"type": "speech.end", "payload": {}}))
+        final = None
+        async for raw in ws:
+            message = json.loads(raw)
+            if message["type"] == "speech.phrase" and message["payload"]["status"] == "EndOfStream":
+                final = message["payload"]["text"]
+        return error, ack, final
+
+
+def test_an_unknown_model_id_is_named_and_the_session_stays_open_for_a_corrected_config(server, audio):
+    error, ack, final = asyncio.run(unknown_model_then_corrected(server.ws_url, pcm_frames(audio["en_jfk_inaugural"])))
+    assert error["type"] == "speech.error" and error["payload"]["code"] == "INVALID_MESSAGE"
+    assert "whisper-no-such-size" in error["payload"]["message"] and "tiny.en" in error["payload"]["message"]
+    assert ack["type"] == "speech.config.ack" and ack["payload"]["effective_config"]["model_id"] == "tiny.en"
+    assert "ask not what your country" in normalise(final or "")
+
+
 def test_silence_produces_no_text(server):
     result = asyncio.run(stream(server.ws_url, pcm_frames(np.zeros(16000 * 4, dtype=np.float32))))
     assert result.final_text == ""
