@@ -138,6 +138,10 @@ class Settings(BaseSettings):
         False,
         description="Wrap srt/vtt/tsv/text `/asr` answers in JSON (WhisperX service style) instead of raw bodies.",
     )
+    asr_json_text_segments: bool = Field(
+        False,
+        description="`/asr` JSON in the WhisperX service shape: `text` holds the segment list instead of a string.",
+    )
 
     # -- jobs ------------------------------------------------------------------------------------------
     redis_url: str | None = Field(

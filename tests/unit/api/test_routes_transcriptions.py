@@ -38,6 +38,18 @@ def test_asr_json_has_the_whisper_asr_webservice_shape(client: TestClient, scrip
     assert (options.initial_prompt, options.hotwords, options.language) == ("Names: Claflin", "Abbie", "en")
 
 
+def test_asr_json_in_the_whisperx_service_shape_when_configured(make_client) -> None:
+    # Given a server set to answer as WhisperX ASR services do
+    client = make_client(asr_json_text_segments=True)
+    # When a file is posted for JSON
+    body = asr(client, {"output": "json", "word_timestamps": "true"}).json()
+    # Then `text` is the segment list, words carry WhisperX's `score` beside `probability`
+    assert [s["text"] for s in body["text"]] == ["alpha bravo.", "bravo charlie."]
+    assert body["text"] == body["segments"] and 0 <= body["language_probability"] <= 1
+    word = body["segments"][0]["words"][0]
+    assert word["score"] == word["probability"]
+
+
 @pytest.mark.parametrize(
     "output,media_type,ext,marker",
     [

@@ -95,7 +95,7 @@ async def asr(
         "Content-Disposition": f'attachment; filename="{quote(filename)}.{EXTENSIONS[fmt]}"',
     }
     if fmt == "json":
-        return JSONResponse(to_asr_json(transcript), headers=headers)
+        return JSONResponse(to_asr_json(transcript, text_as_segments=settings.asr_json_text_segments), headers=headers)
     body = render(transcript, fmt)
     if settings.asr_subtitles_as_json:
         payload = {"text": body, "language": transcript.language, "output": fmt}

@@ -55,7 +55,7 @@ def _segment(segment: Segment) -> dict[str, Any]:
     return out
 
 
-def to_asr_json(transcript: Transcript) -> dict[str, Any]:
+def to_asr_json(transcript: Transcript, *, text_as_segments: bool = False) -> dict[str, Any]:
     """Build the whisper-asr-webservice / WhisperX response body.
 
     Times are seconds rounded to milliseconds; scores are rounded to 4 decimals, and a non-finite score becomes
@@ -65,15 +65,17 @@ def to_asr_json(transcript: Transcript) -> dict[str, Any]:
 
     Args:
         transcript: the transcript to render.
+        text_as_segments: ``text`` holds the segment list, as WhisperX ASR services answer, instead of a string.
 
     Returns:
         A JSON-serialisable dict.
     """
+    segments = [_segment(s) for s in transcript.segments]
     out: dict[str, Any] = {
-        "text": transcript.text,
+        "text": segments if text_as_segments else transcript.text,
         "language": transcript.language,
         "language_probability": round_score(transcript.language_probability),
-        "segments": [_segment(s) for s in transcript.segments],
+        "segments": segments,
         "word_segments": [_word(w) for w in transcript.words],
     }
     if transcript.speaker_embeddings:
