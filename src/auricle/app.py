@@ -20,6 +20,7 @@ from auricle.config import Settings
 from auricle.jobs.service import build_job_service
 from auricle.runtime import Runtime
 from auricle.streaming import endpoint as streaming
+from auricle.streaming import realtime_endpoint
 
 __all__ = ["create_app"]
 
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, asr, openai, models, jobs):
         app.include_router(module.router)
     app.include_router(streaming.router)
+    app.include_router(realtime_endpoint.router)
     if STATIC_DIR.is_dir() and (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app
