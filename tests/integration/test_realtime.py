@@ -36,7 +36,12 @@ SERVER_VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, 
 def server(tmp_path_factory):
     srv = start_server(
         tmp_path_factory.mktemp("realtime"),
-        {"AURICLE_DEFAULT_MODEL": MODEL, "AURICLE_PRELOAD_MODELS": MODEL, "AURICLE_API_KEYS": KEY},
+        {
+            "AURICLE_DEFAULT_MODEL": MODEL,
+            "AURICLE_PRELOAD_MODELS": MODEL,
+            "AURICLE_API_KEYS": KEY,
+            "AURICLE_STREAMING__SESSION_LIMIT": "2",
+        },
     )
     yield srv
     srv.stop()
@@ -226,11 +231,9 @@ def test_server_vad_at_twice_real_time(server, speech, batch):
 
 
 def test_manual_commits_are_transcribed_in_commit_order(server, speech, batch):
-    # Given three recordings, each committed by the client, sent at twice real time
+    # Given three recordings, each committed by the client, sent as fast as the server reads them
     keys = [LJ, JFK, LIBRI]
-    result = asyncio.run(
-        run_session(server, [speech[k] for k in keys], turn_detection=None, speed=2.0, commit_each=True)
-    )
+    result = asyncio.run(run_session(server, [speech[k] for k in keys], turn_detection=None, speed=0, commit_each=True))
     # Then there is one item per commit, completed in commit order, each as good as batch; no VAD events
     assert len(result.completed()) == 3
     assert not result.of("input_audio_buffer.speech_started")
@@ -298,10 +301,20 @@ def test_every_bad_event_gets_an_error_while_another_session_keeps_working(serve
             await conn.input_audio_buffer.commit()
             while not after.completed():
                 after.events.append(await asyncio.wait_for(conn.recv(), 30))
+            # And with two sessions open, a third is over the server's limit of two
+            url = server.url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+            async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {KEY}"}) as third:
+                refused = json.loads(await third.recv())
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(third.recv(), 10)
+                errors["over the session limit"] = refused
+                errors["close code"] = third.close_code
         await client.close()
         return await healthy, errors, after
 
     healthy, errors, after = asyncio.run(scenario())
+    refused, code = errors.pop("over the session limit"), errors.pop("close code")
+    assert refused["type"] == "error" and refused["error"]["code"] == "session_limit" and code == 1013
     for name, event in errors.items():
         assert event.type == "error", (name, event)
         assert event.event_id and event.error.type == "invalid_request_error" and event.error.message, name
@@ -312,6 +325,10 @@ def test_every_bad_event_gets_an_error_while_another_session_keeps_working(serve
     assert after.events[0].type == "session.updated"
     assert "fellow americans" in normalise(after.text())
     assert_close_to_batch(JFK, healthy.text(), batch)
+    # The errors are counted with their codes, in the metrics /transcribe reports to
+    metrics = server.client(headers={"Authorization": f"Bearer {KEY}"}).get("/metrics").text
+    assert 'auricle_stream_errors_total{code="input_audio_buffer_commit_empty"} 1.0' in metrics
+    assert 'auricle_stream_errors_total{code="session_limit"} 1.0' in metrics
 
 
 # -- authentication -----------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketState
 
 from auricle import metrics
+from auricle.errors import AuricleError
 from auricle.streaming.endpoint import StreamingHub
 from auricle.streaming.realtime import RealtimeConnection
 from auricle.streaming.realtime_protocol import RealtimeError, error_event
@@ -113,7 +114,7 @@ def _url_model(hub: StreamingHub, name: str | None) -> str | None:
     """The model named in the URL when it is a transcription model Auricle has (``gpt-realtime`` … are not)."""
     if not name:
         return None
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(AuricleError):
         hub.runtime.registry.info(hub.runtime.registry.canonical(name))
         return name
     return None
