@@ -187,8 +187,7 @@ def assert_well_ordered(result: Transcript) -> None:
         if final.transcript:
             assert deltas, kinds
             # The deltas spell out the transcript (a final decode may correct a word agreed earlier)
-            assert len("".join(deltas).split()) == len(final.transcript.split())
-            assert wer([final.transcript], ["".join(deltas)]) <= 0.25
+            assert wer([final.transcript], ["".join(deltas)]) <= 0.25, (deltas, final.transcript)
 
 
 def assert_close_to_batch(key: str, streamed: str, batch: dict[str, str]) -> None:

@@ -66,6 +66,7 @@ _MIN_COMMIT_MS = 100  # OpenAI refuses to commit less audio than this
 _CONTEXT_CHARS = 200  # earlier text given to a new segment's decodes as the prompt
 _WIND_DOWN_S = 60.0
 _NON_WORD = re.compile(r"[^\w']+")
+_ALIGN_WORDS = 3  # how far a final decode's words may have shifted against the words sent
 
 
 @dataclass
@@ -76,7 +77,7 @@ class _Item:
     start_ms: float
     phrases: list[str] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)
-    sent: int = 0  # words sent as deltas
+    sent: list[str] = field(default_factory=list)  # words sent as deltas
     hypothesis: list[str] | None = None  # words of the previous hypothesis (for agreement)
     committed: bool = False
     done: bool = False
@@ -103,6 +104,24 @@ class _Segment:
 
 def _norm(word: str) -> str:
     return _NON_WORD.sub("", word.lower())
+
+
+def _aligned(sent: list[str], words: list[str]) -> int:
+    """Where the words not yet sent start in ``words``: after its word that matches the last one sent.
+
+    A final decode may have a word more or fewer before that point than the hypotheses whose words were sent
+    ("and so my fellow" then "and so am I fellow Americans"); aligning on the last word sent keeps the deltas from
+    repeating or skipping words. Without a match nearby, the position is the number of words sent.
+    """
+    count = len(sent)
+    if not count:
+        return 0
+    last = _norm(sent[-1])
+    candidates = range(max(1, count - _ALIGN_WORDS), min(len(words), count + _ALIGN_WORDS) + 1)
+    for position in sorted(candidates, key=lambda p: abs(p - count)):
+        if _norm(words[position - 1]) == last:
+            return position
+    return count
 
 
 class RealtimeConnection(Connection):
@@ -439,17 +458,18 @@ class RealtimeConnection(Connection):
         self._send_words(item, words, len(words))
 
     def _send_words(self, item: _Item, words: list[str], upto: int) -> None:
-        """Send ``words[item.sent:upto]`` as one delta."""
-        if upto <= item.sent:
+        """Send the words of ``words[:upto]`` after those already sent as one delta."""
+        start = _aligned(item.sent, words)
+        if upto <= start:
             return
-        delta = " ".join(words[item.sent : upto])
+        delta = " ".join(words[start:upto])
         event = server_event(
             "conversation.item.input_audio_transcription.delta",
             item_id=item.id,
             content_index=0,
             delta=f" {delta}" if item.sent else delta,
         )
-        item.sent = upto
+        item.sent.extend(words[start:upto])
         self._item_send(item, event)
 
     def _complete(self, item: _Item, end_ms: float) -> None:

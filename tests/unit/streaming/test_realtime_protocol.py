@@ -120,3 +120,23 @@ def test_g711_tables_match_the_standard_decoder(kind):
     expected = audioop.ulaw2lin(every_code, 2) if kind == "audio/pcmu" else audioop.alaw2lin(every_code, 2)
     assert decode_g711(every_code, kind) == expected
     assert len(decode_g711(base64.b64decode("AAAA"), kind)) == 6
+
+
+@pytest.mark.parametrize(
+    ("sent", "final", "rest"),
+    [
+        ("", "and so my fellow americans", "and so my fellow americans"),
+        ("And so my fellow", "And so my fellow Americans.", "Americans."),
+        # The final decode has a word more before the last word sent: no word is repeated
+        ("And so my fellow", "And so am I fellow Americans.", "Americans."),
+        # ... or a word fewer: none is skipped
+        ("ask not what your", "ask what your country", "country"),
+        # Nothing to align on: continue after as many words as were sent
+        ("one two three", "four five six seven", "seven"),
+    ],
+)
+def test_deltas_continue_after_the_last_word_sent(sent, final, rest):
+    from auricle.streaming.realtime import _aligned
+
+    words = final.split()
+    assert " ".join(words[_aligned(sent.split(), words) :]) == rest
