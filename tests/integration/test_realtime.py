@@ -61,17 +61,27 @@ def speech() -> dict[str, bytes]:
     return out
 
 
+@dataclass
+class Batch:
+    """The batch transcription of a recording by the same server and model (`POST /asr`)."""
+
+    text: str
+    speech_end_ms: float
+    """Where its last word ends."""
+
+
 @pytest.fixture(scope="module")
-def batch(server) -> dict[str, str]:
-    """The batch transcription of each recording by the same server and model (`POST /asr`)."""
-    texts = {}
+def batch(server) -> dict[str, Batch]:
+    out = {}
     with server.client(headers={"Authorization": f"Bearer {KEY}"}) as http:
         for key in (JFK, LIBRI, LJ):
             with open(CORPUS / ENTRIES[key]["audio"], "rb") as f:
-                response = http.post("/asr", params={"output": "json"}, files={"audio_file": f})
+                params = {"output": "json", "word_timestamps": "true"}
+                response = http.post("/asr", params=params, files={"audio_file": f})
             response.raise_for_status()
-            texts[key] = response.json()["text"]
-    return texts
+            body = response.json()
+            out[key] = Batch(body["text"], body["segments"][-1]["words"][-1]["end"] * 1000)
+    return out
 
 
 def silence(seconds: float) -> bytes:
@@ -132,38 +142,41 @@ async def run_session(
     turn_detection: dict | None = SERVER_VAD,
     speed: float = 1.0,
     audio_format: dict | None = None,
-    commit_each: bool = False,
+    speech_end_ms: float | None = None,
 ) -> Transcript:
-    """Stream ``parts`` in 100 ms appends at ``speed`` times real time (0: unpaced), committing after each part when
-    ``commit_each``, else once at the end; return every event until each committed item completed."""
+    """Stream ``parts`` in 100 ms appends at ``speed`` times real time (0: unpaced); return the events.
+
+    With ``server_vad`` the server commits: the session ends once the items up to ``speech_end_ms`` (where the last
+    words end) are completed. Without, the client commits after each part and the session ends once every commit's
+    item is completed.
+    """
     result = Transcript()
     client = sdk(server)
+
+    def finished() -> bool:
+        committed = len(result.of("input_audio_buffer.committed"))
+        if not committed or len(result.of("conversation.item.done")) != committed:
+            return False
+        if turn_detection is None:
+            return committed == len(parts)
+        stopped = result.of("input_audio_buffer.speech_stopped")
+        return len(stopped) == committed and stopped[-1].audio_end_ms >= (speech_end_ms or 0)
+
     async with client.realtime.connect(model="whisper-1", extra_query={"intent": "transcription"}) as conn:
         await conn.session.update(session=session_config(turn_detection, audio_format))
-        sent = asyncio.Event()
 
         async def send() -> None:
-            for index, part in enumerate(parts):
+            for part in parts:
                 for chunk in chunks(part):
                     await conn.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
                     if speed:
                         await asyncio.sleep(CHUNK_MS / 1000 / speed)
-                if commit_each or index == len(parts) - 1:
+                if turn_detection is None:
                     await conn.input_audio_buffer.commit()
-            sent.set()
 
         sender = asyncio.create_task(send())
-        while True:
-            try:
-                event = await asyncio.wait_for(conn.recv(), 1.0 if sent.is_set() else 60)
-            except asyncio.TimeoutError:
-                committed = len(result.of("input_audio_buffer.committed"))
-                if sent.is_set() and committed and len(result.completed()) == committed:
-                    break
-                if not sent.is_set():
-                    raise
-                continue
-            result.events.append(event)
+        while not finished():
+            result.events.append(await asyncio.wait_for(conn.recv(), 60))
         await sender
     await client.close()
     return result
@@ -177,53 +190,66 @@ def assert_well_ordered(result: Transcript) -> None:
     assert completed == committed
     previous = [e.previous_item_id for e in result.of("input_audio_buffer.committed")]
     assert previous == [None, *committed[:-1]]
+    # Each committed item is added to the conversation, and done with its transcript
+    assert [e.item.id for e in result.of("conversation.item.added")] == committed
+    done = result.of("conversation.item.done")
+    assert [(e.item.id, e.item.content[0].transcript) for e in done] == list(
+        zip(committed, result.completed(), strict=True)
+    )
+    spelled = []
     for item_id in committed:
         indices = [i for i, e in enumerate(result.events) if getattr(e, "item_id", None) == item_id]
         kinds = [result.events[i].type for i in indices]
         assert kinds[-1] == "conversation.item.input_audio_transcription.completed", kinds
         deltas = [result.events[i].delta for i in indices if result.events[i].type.endswith(".delta")]
         final = result.events[indices[-1]]
+        assert result.events.index(done[committed.index(item_id)]) > indices[-1]
         assert final.usage.type == "duration" and final.usage.seconds >= 0
         if final.transcript:
             assert deltas, kinds
-            # The deltas spell out the transcript (a final decode may correct a word agreed earlier)
-            assert wer([final.transcript], ["".join(deltas)]) <= 0.25, (deltas, final.transcript)
+        spelled.append("".join(deltas))
+    # The deltas spell out the transcripts (a final decode may correct a word agreed earlier)
+    assert wer([" ".join(result.completed())], [" ".join(spelled)]) <= 0.15, (spelled, result.completed())
 
 
-def assert_close_to_batch(key: str, streamed: str, batch: dict[str, str]) -> None:
+def assert_close_to_batch(key: str, streamed: str, batch: dict[str, Batch]) -> None:
     reference = ENTRIES[key]["reference"]
-    got, baseline = wer([reference], [streamed]), wer([reference], [batch[key]])
+    got, baseline = wer([reference], [streamed]), wer([reference], [batch[key].text])
     print(f"{key}: realtime WER {got:.3f}, batch WER {baseline:.3f}")
-    assert got <= baseline + 0.02 + 1e-9, (streamed, batch[key])
+    assert got <= baseline + 0.02 + 1e-9, (streamed, batch[key].text)
 
 
 # -- server_vad: the server commits -------------------------------------------------------------------------------
 
 
-def test_server_vad_at_real_time(server, speech, batch):
-    # Given speech sent at real-time pace, then a pause, in a server_vad session
-    result = asyncio.run(run_session(server, [speech[LIBRI] + silence(1.5)], speed=1.0))
-    # Then the server found the speech, committed it as items and transcribed them as well as batch does
-    assert result.of("input_audio_buffer.speech_started") and result.of("input_audio_buffer.speech_stopped")
-    assert result.kinds.index("conversation.item.input_audio_transcription.delta") < result.kinds.index(
-        "conversation.item.input_audio_transcription.completed"
-    )
-    assert_well_ordered(result)
-    assert_close_to_batch(LIBRI, result.text(), batch)
-    updated = result.of("session.updated")[0].session
+def test_server_vad_at_real_time_and_at_twice_real_time(server, speech, batch):
+    # Given two server_vad sessions at once: one sent at real-time pace, one at twice that, each ending in a pause
+    async def both() -> tuple[Transcript, Transcript]:
+        real_time = run_session(
+            server, [speech[LIBRI] + silence(2.5)], speed=1.0, speech_end_ms=batch[LIBRI].speech_end_ms - 500
+        )
+        twice = run_session(
+            server, [speech[JFK] + silence(2.5)], speed=2.0, speech_end_ms=batch[JFK].speech_end_ms - 500
+        )
+        return await asyncio.gather(real_time, twice)
+
+    real_time, twice = asyncio.run(both())
+    for key, result in ((LIBRI, real_time), (JFK, twice)):
+        # Then the server found the speech, committed it as items and transcribed them as well as batch does
+        started = result.of("input_audio_buffer.speech_started")
+        stopped = result.of("input_audio_buffer.speech_stopped")
+        assert started and stopped, result.kinds
+        assert 0 <= started[0].audio_start_ms < stopped[0].audio_end_ms <= 12_500
+        assert result.kinds.index("conversation.item.input_audio_transcription.delta") < result.kinds.index(
+            "conversation.item.input_audio_transcription.completed"
+        )
+        assert_well_ordered(result)
+        assert_close_to_batch(key, result.text(), batch)
+    updated = real_time.of("session.updated")[0].session
     assert updated.audio.input.turn_detection.type == "server_vad"
     assert updated.audio.input.transcription.model == MODEL
-    first = result.of("conversation.item.input_audio_transcription.completed")[0]
+    first = real_time.of("conversation.item.input_audio_transcription.completed")[0]
     assert first.logprobs and first.logprobs[0].logprob <= 0
-
-
-def test_server_vad_at_twice_real_time(server, speech, batch):
-    result = asyncio.run(run_session(server, [speech[JFK] + silence(1.5)], speed=2.0))
-    assert_well_ordered(result)
-    assert_close_to_batch(JFK, result.text(), batch)
-    started = result.of("input_audio_buffer.speech_started")
-    stopped = result.of("input_audio_buffer.speech_stopped")
-    assert started and 0 <= started[0].audio_start_ms < stopped[0].audio_end_ms <= 12_500
 
 
 # -- turn_detection null: the client commits ----------------------------------------------------------------------
@@ -232,7 +258,7 @@ def test_server_vad_at_twice_real_time(server, speech, batch):
 def test_manual_commits_are_transcribed_in_commit_order(server, speech, batch):
     # Given three recordings, each committed by the client, sent as fast as the server reads them
     keys = [LJ, JFK, LIBRI]
-    result = asyncio.run(run_session(server, [speech[k] for k in keys], turn_detection=None, speed=0, commit_each=True))
+    result = asyncio.run(run_session(server, [speech[k] for k in keys], turn_detection=None, speed=0))
     # Then there is one item per commit, completed in commit order, each as good as batch; no VAD events
     assert len(result.completed()) == 3
     assert not result.of("input_audio_buffer.speech_started")
@@ -283,7 +309,10 @@ BAD_EVENTS = {
 
 def test_every_bad_event_gets_an_error_while_another_session_keeps_working(server, speech, batch):
     async def scenario() -> tuple[Transcript, dict[str, Any], Transcript]:
-        healthy = asyncio.create_task(run_session(server, [speech[JFK] + silence(1.5)], speed=2.0))
+        healthy = run_session(
+            server, [speech[JFK] + silence(2.5)], speed=2.0, speech_end_ms=batch[JFK].speech_end_ms - 500
+        )
+        healthy = asyncio.create_task(healthy)
         errors: dict[str, Any] = {}
         client = sdk(server)
         after = Transcript()

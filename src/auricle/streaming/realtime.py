@@ -80,6 +80,7 @@ class _Item:
     sent: list[str] = field(default_factory=list)  # words sent as deltas
     hypothesis: list[str] | None = None  # words of the previous hypothesis (for agreement)
     committed: bool = False
+    previous_id: str | None = None  # the item committed before this one
     done: bool = False
     outbox: list[dict[str, Any]] = field(default_factory=list)  # events held until earlier items complete
 
@@ -104,6 +105,18 @@ class _Segment:
 
 def _norm(word: str) -> str:
     return _NON_WORD.sub("", word.lower())
+
+
+def _user_item(item: _Item, transcript: str | None = None) -> dict[str, Any]:
+    """The conversation item of ``conversation.item.added`` / ``.done``: a user message holding the audio."""
+    return {
+        "id": item.id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_audio", "transcript": transcript}],
+    }
 
 
 def _aligned(sent: list[str], words: list[str]) -> int:
@@ -446,7 +459,9 @@ class RealtimeConnection(Connection):
 
     def _committed(self, item: _Item) -> None:
         item.committed = True
-        self.send(server_event("input_audio_buffer.committed", previous_item_id=self.last_committed, item_id=item.id))
+        item.previous_id = self.last_committed
+        self.send(server_event("input_audio_buffer.committed", previous_item_id=item.previous_id, item_id=item.id))
+        self.send(server_event("conversation.item.added", previous_item_id=item.previous_id, item=_user_item(item)))
         self.last_committed = item.id
 
     def _add_phrase(self, item: _Item, text: str, confidence: float) -> None:
@@ -490,6 +505,10 @@ class RealtimeConnection(Connection):
         self.context = f"{self.context} {transcript}".strip()[-_CONTEXT_CHARS:]
         item.done = True
         self._item_send(item, event)
+        done = server_event(
+            "conversation.item.done", previous_item_id=item.previous_id, item=_user_item(item, transcript)
+        )
+        self._item_send(item, done)
         self._release()
 
     def _item_send(self, item: _Item, event: dict[str, Any]) -> None:
