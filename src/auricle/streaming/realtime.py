@@ -98,6 +98,7 @@ class _Segment:
     server_vad: bool
     prefix_ms: int
     appended_ms: float = 0.0
+    accounted_ms: float = 0.0  # end of the audio of this segment's last server-committed item
     item: _Item | None = None  # the open (server_vad) or committed item receiving this segment's text
     held: list[tuple[str, float]] = field(default_factory=list)  # phrases before a manual commit
     flushing: bool = False
@@ -233,8 +234,8 @@ class RealtimeConnection(Connection):
 
     def _commit(self, event: CommitEvent) -> None:
         segment = self.current
-        if segment is None or segment.appended_ms < _MIN_COMMIT_MS:
-            have = segment.appended_ms if segment else 0.0
+        have = segment.base_ms + segment.appended_ms - max(segment.base_ms, segment.accounted_ms) if segment else 0.0
+        if segment is None or have < _MIN_COMMIT_MS:
             raise RealtimeError(
                 "input_audio_buffer_commit_empty",
                 f"buffer too small: expected at least {_MIN_COMMIT_MS}ms of audio, but the buffer has {have:.2f}ms",
@@ -314,7 +315,7 @@ class RealtimeConnection(Connection):
 
     def _flush(self, segment: _Segment) -> None:
         """A commit: the segment's audio (or its open item's) becomes a committed item; transcription finishes."""
-        item = segment.item or self._new_item(segment.base_ms)
+        item = segment.item or self._new_item(max(segment.base_ms, segment.accounted_ms))
         self._committed(item)
         for text, confidence in segment.held:
             self._add_phrase(item, text, confidence)
@@ -436,6 +437,7 @@ class RealtimeConnection(Connection):
         self._add_phrase(item, text, confidence)
         self._complete(item, end_ms)
         segment.item = None
+        segment.accounted_ms = end_ms
 
     def _segment_done(self, segment: _Segment) -> None:
         if segment.item is not None:
