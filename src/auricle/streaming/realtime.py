@@ -63,6 +63,7 @@ __all__ = ["RealtimeConnection"]
 logger = logging.getLogger(__name__)
 
 _MIN_COMMIT_MS = 100  # OpenAI refuses to commit less audio than this
+_MIN_SILENCE_MS = 200  # shortest server_vad silence_duration_ms applied
 _CONTEXT_CHARS = 200  # earlier text given to a new segment's decodes as the prompt
 _WIND_DOWN_S = 60.0
 _NON_WORD = re.compile(r"[^\w']+")
@@ -286,6 +287,8 @@ class RealtimeConnection(Connection):
         fmt = config.format
         rate = fmt.rate if isinstance(fmt, PcmFormat) else G711_RATE
         context = f"{config.transcription.prompt or ''} {self.context}".strip()[-_CONTEXT_CHARS:]
+        # server_vad's silence ends an utterance (down to a floor: fragments decoded alone come out poorly).
+        endpoint_ms = max(_MIN_SILENCE_MS, vad.silence_duration_ms) if vad else ENDPOINT_MS
         # A resumed session's checkpoint carries what a segment needs: its offset in the connection's audio and
         # the text before it (the prompt of its decodes).
         resume = Checkpoint(
@@ -299,7 +302,8 @@ class RealtimeConnection(Connection):
             self.model,
             self.hub.settings.streaming,
             whisper_decoder(transcriber, language, beam_size=1, final_beam_size=5),
-            silero_vad(ENDPOINT_MS, vad.threshold if vad else 0.5),
+            silero_vad(endpoint_ms, vad.threshold if vad else 0.5),
+            endpoint_ms,
         )
         segment = _Segment(session, self.audio_ms, vad is not None, vad.prefix_padding_ms if vad else 0)
         loop = asyncio.get_running_loop()

@@ -50,10 +50,17 @@ class StreamSession:
         limits: streaming settings (buffer size, transcript limit).
         decode: the decode function (see :func:`auricle.streaming.adapters.whisper_decoder`).
         vad: the VAD function (see :func:`auricle.streaming.adapters.silero_vad`).
+        endpoint_ms: silence that can end an utterance; the VAD's minimum silence must be the same.
     """
 
     def __init__(
-        self, config: ConfigPayload, model_name: str, limits: StreamingSettings, decode: DecodeFn, vad: VadFn
+        self,
+        config: ConfigPayload,
+        model_name: str,
+        limits: StreamingSettings,
+        decode: DecodeFn,
+        vad: VadFn,
+        endpoint_ms: int = ENDPOINT_MS,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.config = config
@@ -72,7 +79,7 @@ class StreamSession:
             window_s=self.window_s,
             overlap_s=config.overlap_duration_ms / 1000,
             interval_s=_INTERVAL_S,
-            endpoint_s=ENDPOINT_MS / 1000,
+            endpoint_s=endpoint_ms / 1000,
             max_buffer_s=limits.buffer_s * 0.8,
             committed_time=self._last_text_offset_ms / 1000,
             prompt=self._transcript,
