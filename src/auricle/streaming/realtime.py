@@ -7,16 +7,20 @@ session is, whose ``speech.*`` messages are turned into Realtime events here.
 Items:
 
 - ``server_vad``: each phrase the recognizer emits is an item. Its first hypothesis opens it
-  (``input_audio_buffer.speech_started``); the phrase closes it (``speech_stopped``, ``committed``, the rest of the
-  text as a ``delta``, ``completed``). Long speech without a pause is cut into several items at clause ends, as
-  ``/transcribe`` cuts it into phrases.
+  (``input_audio_buffer.speech_started``); the phrase closes it (``speech_stopped``, ``committed``,
+  ``conversation.item.added``, the rest of the text as a ``delta``, ``completed``, ``conversation.item.done``). Long
+  speech without a pause is cut into several items at clause ends, as ``/transcribe`` cuts it into phrases. A
+  client commit in this mode ends the open item (or the audio since the last item) as a manual commit does.
 - ``turn_detection: null``: a commit makes the segment's audio one item. Phrases recognised before the commit are
   held and sent as deltas right after ``committed``; the segment is then flushed (the final decode of what the
   recognizer holds) and the item completed, while the next segment already takes audio.
 
 Deltas carry the words two successive hypotheses agree on (LocalAgreement, as the recognizer confirms words), then
 the rest of each phrase's final text. The final decode may correct an agreed word: ``completed`` holds the item's
-authoritative transcript. An item's deltas and ``completed`` are sent in commit order.
+authoritative transcript. Items are completed in commit order: a later item's transcription events wait for the
+earlier items' ``completed``.
+
+Session settings other than the audio format take effect from the next segment (after a commit or clear).
 """
 
 from __future__ import annotations
