@@ -16,9 +16,10 @@ Items:
   recognizer holds) and the item completed, while the next segment already takes audio.
 
 Deltas carry the words two successive hypotheses agree on (LocalAgreement, as the recognizer confirms words), then
-the rest of each phrase's final text. The final decode may correct an agreed word: ``completed`` holds the item's
-authoritative transcript. Items are completed in commit order: a later item's transcription events wait for the
-earlier items' ``completed``.
+the rest of each phrase's final text. The final decode may correct an agreed word, and in ``server_vad`` mode a long
+turn that the recognizer ends at a clause end may have shown words past that end (they come again in the next
+item): ``completed`` holds the item's authoritative transcript. Items are completed in commit order: a later
+item's transcription events wait for the earlier items' ``completed``.
 
 Session settings other than the audio format take effect from the next segment (after a commit or clear).
 """
