@@ -25,6 +25,7 @@ from auricle.config import Settings
 from auricle.engine.runtime import Runtime
 from auricle.jobs.service import build_job_service
 from auricle.streaming import endpoint as streaming
+from auricle.streaming import realtime_endpoint
 from auricle.streaming.hub import StreamingHub
 
 __all__ = ["create_app"]
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for module in (health, asr, openai, models, jobs):
         app.include_router(module.router)
     app.include_router(streaming.router)
+    app.include_router(realtime_endpoint.router)
     if STATIC_DIR.is_dir() and (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app

@@ -4,7 +4,8 @@
 per address (the lock-out). :class:`~auricle.api.middleware.AuthMiddleware` calls it for every HTTP request and
 every WebSocket handshake, before the route runs, and stores the :class:`Caller` on the scope (``scope["auth"]``),
 so no endpoint checks keys itself. Browsers cannot send headers on a WebSocket: they offer the key as the
-subprotocol ``auricle.bearer.<key in unpadded base64url>`` instead, which :func:`credentials` reads too.
+subprotocol ``auricle.bearer.<key in unpadded base64url>`` instead (or, on the OpenAI Realtime endpoint,
+``openai-insecure-api-key.<key>`` as OpenAI's browser examples do), which :func:`credentials` reads too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from auricle.config import Settings
 __all__ = [
     "API_PREFIXES",
     "BEARER_SUBPROTOCOL",
+    "OPENAI_KEY_SUBPROTOCOL",
     "PUBLIC_PATHS",
     "ApiKeyBackend",
     "AuthFailure",
@@ -39,6 +41,8 @@ PUBLIC_PATHS = frozenset({"/health", "/ready"})
 
 BEARER_SUBPROTOCOL = "auricle.bearer."
 """Prefix of the WebSocket subprotocol that carries an API key (base64url, unpadded) from a browser."""
+OPENAI_KEY_SUBPROTOCOL = "openai-insecure-api-key."
+"""Prefix of the subprotocol OpenAI's Realtime browser clients carry their key in (the key follows as is)."""
 
 API_PREFIXES = ("/v1/", "/asr", "/detect-language", "/metrics", "/transcribe")
 """Path prefixes of the APIs. The web UI's static files are public (it asks for the key itself); the APIs are not."""
@@ -78,7 +82,7 @@ def needs_key(path: str, *, protect_metrics: bool) -> bool:
 
 
 def credentials(headers: Iterable[tuple[bytes, bytes]], subprotocols: Iterable[str] = ()) -> str | None:
-    """The presented key: from ``Authorization: Bearer <key>``, or from the ``auricle.bearer.`` subprotocol.
+    """The presented key: from ``Authorization: Bearer <key>``, or from a key subprotocol (see the module notes).
 
     Keys in the query string are not accepted (they end up in access logs).
     """
@@ -89,6 +93,8 @@ def credentials(headers: Iterable[tuple[bytes, bytes]], subprotocols: Iterable[s
                 return None
             return token.strip() or None
     for offered in subprotocols:
+        if offered.startswith(OPENAI_KEY_SUBPROTOCOL):
+            return offered[len(OPENAI_KEY_SUBPROTOCOL) :] or None
         if offered.startswith(BEARER_SUBPROTOCOL):
             encoded = offered[len(BEARER_SUBPROTOCOL) :]
             try:

@@ -92,9 +92,9 @@ class Runtime:
             transcriber, language, beam_size=beam_size, final_beam_size=final_beam_size
         )
 
-    def streaming_vad(self, endpoint_ms: int) -> StreamingVad:
+    def streaming_vad(self, endpoint_ms: int, threshold: float = 0.5) -> StreamingVad:
         """The speech detector of one streaming session: unpadded spans, pauses under ``endpoint_ms`` joined."""
-        return SileroVad.for_streaming(endpoint_ms)
+        return SileroVad.for_streaming(endpoint_ms, threshold)
 
     def transcribe(
         self,

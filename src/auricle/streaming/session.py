@@ -51,7 +51,8 @@ class StreamSession:
         model_name: the canonical model name decoding this session.
         limits: streaming settings (buffer size, transcript limit).
         decoder: the session's decoder (``Runtime.streaming_decoder``).
-        vad: the session's speech detector, with ``ENDPOINT_MS`` minimum silence (``Runtime.streaming_vad``).
+        vad: the session's speech detector, with ``endpoint_ms`` minimum silence (``Runtime.streaming_vad``).
+        endpoint_ms: silence that can end an utterance; the VAD's minimum silence must be the same.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class StreamSession:
         limits: StreamingSettings,
         decoder: StreamingDecoder,
         vad: StreamingVad,
+        endpoint_ms: int = ENDPOINT_MS,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.config = config
@@ -82,7 +84,7 @@ class StreamSession:
             window_s=self.window_s,
             overlap_s=config.overlap_duration_ms / 1000,
             interval_s=_INTERVAL_S,
-            endpoint_s=ENDPOINT_MS / 1000,
+            endpoint_s=endpoint_ms / 1000,
             max_buffer_s=limits.buffer_s * 0.8,
             committed_time=self._last_text_end_ms / 1000,
             prompt=self._transcript,

@@ -1,0 +1,154 @@
+"""WebSocket ``/v1/realtime?intent=transcription``: OpenAI's Realtime API for transcription sessions.
+
+Authentication, the session limit, frame size, idle timeout, session duration and metrics are those of
+``/transcribe`` (the same settings and counters); the events are in :mod:`auricle.streaming.realtime_protocol`
+and the session logic in :mod:`auricle.streaming.realtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketState
+
+from auricle import metrics
+from auricle.errors import AuricleError
+from auricle.streaming.hub import StreamingHub
+from auricle.streaming.realtime import RealtimeConnection
+from auricle.streaming.realtime_protocol import RealtimeError, error_event
+
+__all__ = ["router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["streaming"])
+
+SUBPROTOCOL = "realtime"
+"""The subprotocol selected when a client offers it (browsers following OpenAI's examples do)."""
+_FLUSH_TIMEOUT_S = 5.0
+
+
+async def _deny(websocket: WebSocket, status: int, message: str) -> None:
+    """Refuse the upgrade with an HTTP status in OpenAI's error shape, or close before accepting."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        body = {"error": {"type": "invalid_request_error", "code": None, "message": message, "param": None}}
+        await websocket.send_denial_response(JSONResponse(body, status_code=status))
+    else:
+        await websocket.close(code=1008, reason=message)
+
+
+@router.websocket("/v1/realtime")
+async def realtime(websocket: WebSocket) -> None:
+    """OpenAI Realtime transcription sessions (``intent=transcription``) on the streaming recognizer."""
+    # The API key was checked before the handshake reached this route (api.auth, for http and websocket alike).
+    intent = websocket.query_params.get("intent", "transcription")
+    if intent != "transcription":
+        await _deny(websocket, 400, f"intent '{intent[:64]}' is not served; use intent=transcription")
+        return
+    hub: StreamingHub = websocket.app.state.streaming
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    if hub.active >= hub.settings.streaming.session_limit:
+        metrics.STREAM_ERRORS.labels("session_limit").inc()
+        await websocket.send_json(error_event(RealtimeError("session_limit", "too many concurrent sessions")))
+        await websocket.close(code=1013, reason="session limit")
+        return
+    try:
+        conn = RealtimeConnection(websocket, hub, _url_model(hub, websocket.query_params.get("model")))
+    except RealtimeError as exc:  # the server's default model is missing
+        await websocket.send_json(error_event(exc))
+        await websocket.close(code=1011, reason="no model")
+        return
+    hub.active += 1
+    metrics.STREAM_SESSIONS.inc()
+    writer = asyncio.create_task(conn.write_loop())
+    try:
+        conn.open()
+        await _read_loop(conn)
+    except Exception:
+        logger.exception("realtime %s: connection failed", conn.realtime_id)
+        conn.finish(1011, "internal error")
+    finally:
+        hub.active -= 1
+        metrics.STREAM_SESSIONS.dec()
+        conn.close_segments()
+        conn.outbox.put_nowait(None)
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(writer, _FLUSH_TIMEOUT_S)
+        writer.cancel()
+        if websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=conn.close_code, reason=conn.close_reason)
+
+
+def _url_model(hub: StreamingHub, name: str | None) -> str | None:
+    """The model named in the URL when it is a transcription model Auricle has (``gpt-realtime`` … are not)."""
+    if not name:
+        return None
+    with contextlib.suppress(AuricleError):
+        hub.runtime.registry.info(hub.runtime.registry.canonical(name))
+        return name
+    return None
+
+
+async def _read_loop(conn: RealtimeConnection) -> None:
+    """Receive events until the client leaves, the connection ends, or a limit is reached."""
+    limits = conn.hub.settings.streaming
+    deadline = time.monotonic() + limits.max_session_s
+    finished = asyncio.create_task(conn.finished.wait())
+    receive: asyncio.Task[Any] | None = None
+    try:
+        while not conn.finished.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                await conn.wind_down(1008, "maximum session duration reached")
+                break
+            # While committed audio is transcribed the client may wait in silence: no idle timeout then.
+            timeout = remaining if conn.busy else min(limits.idle_timeout_s, remaining)
+            if receive is None:
+                receive = asyncio.create_task(conn.websocket.receive())
+            done, _ = await asyncio.wait({receive, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                if not conn.busy and time.monotonic() < deadline:
+                    await conn.wind_down(1001, "idle timeout")
+                    break
+                continue
+            if receive not in done:
+                break
+            message = receive.result()
+            receive = None
+            if message["type"] == "websocket.disconnect":
+                conn.finish(1000, "client closed")
+                break
+            await _handle_frame(conn, message, finished)
+    finally:
+        if receive is not None:
+            receive.cancel()
+        finished.cancel()
+
+
+async def _handle_frame(conn: RealtimeConnection, message: dict[str, Any], finished: asyncio.Task[Any]) -> None:
+    max_bytes = conn.hub.settings.streaming.max_frame_bytes
+    text: str | None = message.get("text")
+    try:
+        if text is None:
+            if message.get("bytes") is not None:
+                raise RealtimeError("invalid_value", "binary frames are not events; send input_audio_buffer.append")
+            return
+        if len(text) > max_bytes:
+            raise RealtimeError("invalid_value", f"event of {len(text)} bytes is over the {max_bytes}-byte limit")
+        handling = asyncio.create_task(conn.dispatch_text(text))
+        # An append may wait for buffer room; stop waiting if the connection ends meanwhile.
+        await asyncio.wait({handling, finished}, return_when=asyncio.FIRST_COMPLETED)
+        if not handling.done():
+            handling.cancel()
+        else:
+            handling.result()
+    except RealtimeError as exc:
+        conn.reject(exc)
