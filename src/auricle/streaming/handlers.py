@@ -132,9 +132,11 @@ class Connection:
             self.finish(1011, "recognition failed")
             return
         self.send_all(outcome)
-        self.check_backpressure()
         if session.finished:
+            # The final phrase and checkpoint are the session's last messages: no backpressure news after them.
             self.finish()
+            return
+        self.check_backpressure()
 
     async def dispatch_text(self, text: str) -> None:
         """Parse and handle one text frame."""
