@@ -3,6 +3,7 @@ webhook it names hears of it, signed."""
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from _hooks import SECRET, FileServer, Receiver
+from auricle.cli import jobs as cli_jobs
 
 from _redis import AUDIO, CLIPS, JobsServer, wait_all
 
@@ -29,12 +31,15 @@ def test_url_job_is_transcribed_and_its_webhook_arrives_signed(tmp_path: Path) -
         server = JobsServer(tmp_path / "data", env)
         try:
             with server.client() as client:
-                # Given a job submitted by URL with a webhook
-                response = client.post(
-                    "/v1/jobs", data={"url": files.url("/speech/jfk.flac"), "webhook_url": receiver.url}
+                # Given a job submitted by URL with a webhook, through `auricle jobs submit --url … --webhook …`
+                out = io.StringIO()
+                code = cli_jobs.submit(
+                    [], out, url=server.url, audio_urls=[files.url("/speech/jfk.flac")], webhook=receiver.url
                 )
-                assert response.status_code == 202, response.text
-                [job] = response.json()["jobs"]
+                assert code == 0, out.getvalue()
+                job_id, filename = out.getvalue().strip().split("\t")
+                assert filename == "jfk.flac"
+                job = {"id": job_id}
                 # When it has run
                 done = wait_all(client, [job["id"]])[job["id"]]
                 assert done["status"] == "succeeded", done
