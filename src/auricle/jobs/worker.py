@@ -124,7 +124,8 @@ class JobRunner:
         settings = self.runtime.settings
         self.queue.report(job.id, worker, ProgressEvent("stage", "fetching", 0.0))
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        target = self.work_dir / f"fetch-{job.id}-{worker.rsplit('-', 1)[-1]}.part"
+        # Named job-<id>… so sweep_work_dir removes what a killed worker left behind.
+        target = self.work_dir / f"job-{job.id}-fetch-{worker.rsplit('-', 1)[-1]}.part"
         fetch_audio_url(
             job.source_url or "",
             target,
