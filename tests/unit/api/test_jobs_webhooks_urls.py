@@ -4,6 +4,7 @@ the bounded ``beam_size``."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ from standardwebhooks import Webhook
 from _hooks import SECRET, FileServer, Receiver
 from conftest import MakeClient
 
-from fakes import wav_bytes
+from fakes import Script, wav_bytes
 
 WAV = wav_bytes(2.0)
 HOOKS = {
@@ -71,12 +72,20 @@ def test_webhook_fails_once_then_arrives_signed_with_the_same_id(make_client: Ma
 
 
 def test_server_default_webhook_hears_a_cancelled_job(make_client: MakeClient) -> None:
+    gate = threading.Event()
     with Receiver() as receiver:
-        client = make_client(webhook_url=receiver.url, workers=1, max_queue=8, **HOOKS)
-        jobs = submit(client, files=3)
-        client.post(f"/v1/jobs/{jobs[-1]['id']}/cancel")
-        types = {Webhook(SECRET).verify(d.body, d.headers)["type"] for d in receiver.wait(3)}
-    assert "job.cancelled" in types
+        # Given a server-wide webhook and a job held running, with a second one queued behind it
+        client = make_client(Script(gate=gate), webhook_url=receiver.url, workers=1, **HOOKS)
+        running, queued = submit(client, files=2)
+        # When the queued one is cancelled and the running one then finishes
+        assert client.post(f"/v1/jobs/{queued['id']}/cancel").status_code == 200
+        gate.set()
+        events = {}
+        for delivery in receiver.wait(2):
+            payload = Webhook(SECRET).verify(delivery.body, delivery.headers)
+            events[payload["data"]["id"]] = payload["type"]
+    # Then each end was told
+    assert events == {queued["id"]: "job.cancelled", running["id"]: "job.succeeded"}
 
 
 def test_pending_webhook_is_delivered_after_an_app_restart(make_client: MakeClient, tmp_path: Any) -> None:
