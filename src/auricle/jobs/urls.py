@@ -17,17 +17,13 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
-from auricle.errors import AudioDecodeError, InvalidRequestError, TooLargeError
+from auricle.errors import AudioDecodeError, TooLargeError, UrlError
 
-__all__ = ["UrlError", "check_url", "fetch_audio_url", "url_filename"]
+__all__ = ["check_url", "fetch_audio_url", "url_filename"]
 
 logger = logging.getLogger(__name__)
 
 _NOT_AUDIO = ("text/", "application/json", "application/xml", "application/xhtml", "application/javascript")
-
-
-class UrlError(InvalidRequestError):
-    """Raised when an audio or webhook URL is refused or cannot be fetched."""
 
 
 def _refused(address: str) -> bool:

@@ -29,9 +29,10 @@ import httpx
 
 from auricle import metrics
 from auricle.config import Settings
+from auricle.errors import UrlError
 from auricle.jobs._names import worker_id
 from auricle.jobs.base import Job, JobQueue
-from auricle.jobs.urls import UrlError, check_url
+from auricle.jobs.urls import check_url
 
 __all__ = ["WebhookDeliverer", "event_body", "parse_secrets", "sign"]
 
