@@ -47,16 +47,17 @@ def check_url(url: str, *, allow_private: bool, param: str = "url") -> None:
     Raises:
         UrlError: not http(s), no host, the name does not resolve, or a refused address.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UrlError(f"'{param}' is not a valid URL", param=param) from None
+    if parts.scheme not in ("http", "https") or not host:
         raise UrlError(f"'{param}' must be an http or https URL", param=param)
     if allow_private:
         return
-    host = parts.hostname
     try:
-        infos = socket.getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
+        infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise UrlError(f"'{param}' is unreachable: the host {host} does not resolve", param=param) from None
     for info in infos:
@@ -126,7 +127,7 @@ def fetch_audio_url(
     except httpx.TimeoutException:
         target.unlink(missing_ok=True)
         raise UrlError(f"the audio URL is unreachable: no answer within {timeout_s:g}s", param="url") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         target.unlink(missing_ok=True)
         raise UrlError(f"the audio URL is unreachable: {type(exc).__name__}: {exc}", param="url") from None
     except BaseException:

@@ -167,7 +167,7 @@ class WebhookDeliverer:
             error, final = exc.message, True
         except httpx.TimeoutException:
             error = f"no answer within {self.settings.webhook_timeout_s:g}s"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = f"{type(exc).__name__}: {exc}"
         metrics.WEBHOOK_SECONDS.observe(time.perf_counter() - started)
         stored = self.queue.finish_webhook(

@@ -44,6 +44,12 @@ def test_only_http_urls_with_a_host_are_accepted(url: str) -> None:
         check_url(url, allow_private=True)
 
 
+@pytest.mark.parametrize("url", ["http://[::1/a", "http://e.org:99999/a", "http://e.org:port/a"])
+def test_malformed_urls_are_a_clear_error(url: str) -> None:
+    with pytest.raises(UrlError, match="not a valid URL"):
+        check_url(url, allow_private=False)
+
+
 def test_public_address_passes_and_file_names_come_from_the_path() -> None:
     check_url("https://93.184.216.34/talk.mp3", allow_private=False)
     assert url_filename("https://e.org/media/my%20talk.mp3?sig=1") == "my talk.mp3"
