@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from auricle import metrics
 from auricle.config import Settings
@@ -230,6 +230,22 @@ class JobTranscriptionService:
             ]
         self._saturation = (0.0, self._saturation[1])
         return jobs
+
+    def rerun(self, job_id: str, options: dict[str, Any]) -> Job:
+        """:meth:`JobQueue.rerun` under the queue limit (a re-run is a new submission); blocking.
+
+        Raises:
+            QueueFullError: no place is free in the queue.
+        """
+        with self._admission:
+            queued = self.queue.counts().get("queued", 0)
+            if queued + 1 > self._room:
+                raise QueueFullError(
+                    f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later"
+                )
+            job = self.queue.rerun(job_id, options)
+        self._saturation = (0.0, self._saturation[1])
+        return job
 
     async def transcribe(
         self,

@@ -229,7 +229,12 @@ async def job_audio(queue: QueueDep, job_id: str) -> FileResponse:
 
 @router.post("/{job_id}/retry", status_code=202, summary="Run a job again")
 async def retry_job(
-    request: Request, queue: QueueDep, registry: RegistryDep, settings: SettingsDep, job_id: str
+    request: Request,
+    queue: QueueDep,
+    service: JobServiceDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    job_id: str,
 ) -> dict[str, Any]:
     """Without options: a failed or cancelled job is queued again (409 otherwise). With ``/asr`` options (query or
     form) that differ from the job's: a new job on the same audio with those options, linked by ``retry_of`` (the
@@ -253,7 +258,7 @@ async def retry_job(
         return (await _run(queue.retry, job_id)).to_public()
     if "kind" in job.options:
         changed["kind"] = job.options["kind"]
-    return (await _run(queue.rerun, job_id, changed)).to_public()
+    return (await _run(service.rerun, job_id, changed)).to_public()
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job")
