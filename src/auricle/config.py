@@ -194,6 +194,22 @@ class Settings(BaseSettings):
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """Each space-separated secret must be ``whsec_`` followed by base64 (the key bytes)."""
+        if value is None:
+            return None
+        import base64
+        import binascii
+
+        for item in value.get_secret_value().split():
+            try:
+                base64.b64decode(item.removeprefix("whsec_"), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("each webhook secret must be `whsec_` followed by base64") from None
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,

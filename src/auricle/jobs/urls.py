@@ -136,4 +136,4 @@ def fetch_audio_url(
 
 
 def _too_large(max_bytes: int) -> TooLargeError:
-    return TooLargeError(f"the audio URL is larger than the upload limit ({max_bytes / 1e6:g} MB)", param="url")
+    return TooLargeError(f"the audio URL is larger than the upload limit ({max_bytes / 1048576:g} MB)", param="url")

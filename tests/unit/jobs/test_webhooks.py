@@ -251,3 +251,8 @@ def test_redis_two_deliverers_make_each_attempt_once(redis_server: RedisServer, 
     assert {(queue_b.get(i).webhook or {})["state"] for i in ids} == {"delivered"}
     queue_a.close()
     queue_b.close()
+
+
+def test_a_secret_that_is_not_base64_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="whsec_"):
+        Settings(webhook_secret="whsec_not*base64")
