@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -98,6 +99,7 @@ class WebhookDeliverer:
         self.keys = parse_secrets(secret)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.parallel = 8
         self._client = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
 
     @property
@@ -127,16 +129,22 @@ class WebhookDeliverer:
                 logger.exception("webhook delivery round failed")
 
     def deliver_due(self) -> int:
-        """Make one attempt of every event due now that no other deliverer holds. Returns the attempts made."""
-        made = 0
-        for job_id in self.queue.webhooks_due(time.time()):
+        """Make one attempt of up to ``parallel`` events due now that no other deliverer holds, at once (so one slow
+        receiver does not hold up the others). Returns the attempts made."""
+        claimed: list[Job] = []
+        # No more claimed than run at once: a claimed attempt waiting its turn could outlive its lease.
+        for job_id in self.queue.webhooks_due(time.time(), limit=self.parallel):
             if self._stop.is_set():
                 break
             job = self.queue.claim_webhook(job_id, self.me, self.lease_s)
             if job is not None:
-                self.attempt(job)
-                made += 1
-        return made
+                claimed.append(job)
+        if len(claimed) == 1:
+            self.attempt(claimed[0])
+        elif claimed:
+            with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="webhook") as pool:
+                list(pool.map(self.attempt, claimed))
+        return len(claimed)
 
     def attempt(self, job: Job) -> None:
         """POST the claimed event of ``job`` once and store the outcome."""

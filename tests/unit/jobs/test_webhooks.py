@@ -256,3 +256,21 @@ def test_redis_two_deliverers_make_each_attempt_once(redis_server: RedisServer, 
 def test_a_secret_that_is_not_base64_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="whsec_"):
         Settings(webhook_secret="whsec_not*base64")
+
+
+def test_due_events_are_delivered_side_by_side(tmp_path: Path, audio: Audio) -> None:
+    queue = SqliteJobQueue(tmp_path / "jobs.sqlite3", tmp_path / "spool")
+    with Receiver(delay_s=0.5) as receiver:
+        # Given four ended jobs and a receiver taking half a second per request
+        ids = [finished_job(queue, audio, receiver.url) for _ in range(4)]
+        deliverer = WebhookDeliverer(queue, settings())
+        # When one round runs
+        started = time.monotonic()
+        try:
+            assert deliverer.deliver_due() == 4
+        finally:
+            deliverer.stop()
+        # Then the four were sent at once, not one after another
+        assert time.monotonic() - started < 1.5
+    assert {(queue.get(i).webhook or {})["state"] for i in ids} == {"delivered"}
+    queue.close()
