@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,10 +14,10 @@ from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 
 from _hooks import SECRET, FileServer, Receiver
-from conftest import MakeClient
 
 from fakes import Script, wav_bytes
 
+MakeClient = Callable[..., TestClient]
 WAV = wav_bytes(2.0)
 HOOKS = {
     "webhook_secret": SECRET,
