@@ -13,6 +13,11 @@ finish or heartbeat a job, so exactly one result is stored and a second completi
 Any job may be deleted; a running one's worker learns it at its next heartbeat and stops. Recovery ends the lease
 of a job whose worker process is known dead, so the next claim decides at once.
 
+A job that ends with a ``webhook_url`` gets a pending webhook event (its ``webhook`` field); delivering it is a
+small state machine of its own, decided here too: an attempt is claimed (counted and leased to one deliverer),
+then ends delivered, due again after a backoff, or failed (:func:`decide_webhook_claim`,
+:func:`decide_webhook_result`). A backend indexes :func:`webhook_due` of every job it stores.
+
 The transitions are pure functions (``decide_*``) from a job to a :class:`Change`; :class:`JobQueue` implements
 the public methods once on top of them, and a backend only provides the storage primitives (``_insert``,
 ``_apply``, ``_claimable``, ``_remove``): load a job, and store a decided change atomically. Backends:
