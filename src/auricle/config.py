@@ -150,6 +150,30 @@ class Settings(BaseSettings):
     local_workers: bool = Field(True, description="Run job workers inside `auricle serve` (embedded mode).")
     job_ttl_s: float = Field(7 * 86400.0, gt=0, description="Seconds a finished job's result and audio are kept.")
     job_lease_s: float = Field(60.0, gt=0, description="Seconds a claimed job stays leased without a heartbeat.")
+    max_beam_size: int = Field(10, ge=1, le=20, description="Largest `beam_size` a request may ask for (400 beyond).")
+
+    # -- webhooks and URLs ---------------------------------------------------------------------------
+    webhook_url: str | None = Field(
+        None, description="Default webhook URL told when a job ends (a job's own `webhook_url` wins)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signing secrets `whsec_<base64>` (space-separated during rotation: each signs every delivery).",
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Seconds one webhook delivery attempt may take.")
+    webhook_max_attempts: int = Field(8, ge=1, description="Delivery attempts of one webhook event before giving up.")
+    webhook_backoff_s: float = Field(
+        5.0, gt=0, description="Seconds before the first retry; doubles with each attempt (capped at one hour)."
+    )
+    webhook_poll_s: float = Field(1.0, gt=0, description="Seconds between looks for webhook deliveries that are due.")
+    public_url: str | None = Field(
+        None, description="This server's public base URL, for absolute `result_url`s in webhook events."
+    )
+    url_allow_private: bool = Field(
+        False, description="Allow webhook and audio URLs on private, loopback or link-local addresses."
+    )
+    url_fetch_timeout_s: float = Field(300.0, gt=0, description="Seconds a worker may spend fetching one audio URL.")
+    url_max_redirects: int = Field(5, ge=0, description="Redirects followed when fetching an audio URL.")
 
     # -- logs ------------------------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level.")
@@ -168,6 +192,22 @@ class Settings(BaseSettings):
 
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """Each space-separated secret must be ``whsec_`` followed by base64 (the key bytes)."""
+        if value is None:
+            return None
+        import base64
+        import binascii
+
+        for item in value.get_secret_value().split():
+            try:
+                base64.b64decode(item.removeprefix("whsec_"), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("each webhook secret must be `whsec_` followed by base64") from None
         return value
 
     @classmethod

@@ -4,7 +4,8 @@
 
     AuricleError
     ├── InvalidRequestError        bad parameter value (400)
-    │   └── UnsupportedLanguageError
+    │   ├── UnsupportedLanguageError
+    │   └── UrlError               refused, unreachable or failing audio/webhook URL
     ├── AudioDecodeError           "failed to decode audio" (415/422)
     ├── TooLargeError              upload or duration over the limit (413)
     ├── ModelError
@@ -33,6 +34,7 @@ __all__ = [
     "TooLargeError",
     "UnknownModelError",
     "UnsupportedLanguageError",
+    "UrlError",
 ]
 
 
@@ -51,6 +53,10 @@ class InvalidRequestError(AuricleError):
 
 class UnsupportedLanguageError(InvalidRequestError):
     """Raised when a language code is not one Whisper knows, or the model is English-only."""
+
+
+class UrlError(InvalidRequestError):
+    """Raised when an audio or webhook URL is refused by the address guard, unreachable, or answers an error."""
 
 
 class AudioDecodeError(AuricleError):

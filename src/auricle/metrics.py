@@ -29,6 +29,8 @@ __all__ = [
     "STREAM_FIRST_HYPOTHESIS_SECONDS",
     "STREAM_SESSIONS",
     "WAITING",
+    "WEBHOOK_DELIVERIES",
+    "WEBHOOK_SECONDS",
     "WORKERS",
 ]
 
@@ -79,3 +81,13 @@ STREAM_CONFIRM_SECONDS = Histogram(
 )
 BACKPRESSURE_EVENTS = Counter("auricle_stream_backpressure_total", "Backpressure messages sent.", ["action"])
 STREAM_ERRORS = Counter("auricle_stream_errors_total", "Streaming errors by code.", ["code"])
+
+# Webhooks
+WEBHOOK_DELIVERIES = Counter(
+    "auricle_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: delivered, retry (will be tried again), failed (given up), refused.",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "auricle_webhook_seconds", "Wall time of one webhook delivery attempt.", buckets=_LATENCY_BUCKETS
+)

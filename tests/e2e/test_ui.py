@@ -9,6 +9,7 @@ chromium, chromium-browser or google-chrome on the PATH.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -260,6 +261,39 @@ def test_undecodable_file_shows_the_server_error(ui: Page):
     page.set_input_files("#file-input", files=[{"name": "empty.wav", "mimeType": "audio/wav", "buffer": b""}])
     sync_api.expect(page.locator(".upload.failed")).to_contain_text("empty")
     ui.shot("error-desktop")
+
+
+def test_many_dropped_files_upload_through_a_queue_and_a_full_queue_is_retried(ui: Page):
+    page = ui.page
+    page.goto("/")
+    sync_api.expect(page.locator("#opt-model option")).not_to_have_count(0)
+    # Given the server answers the first upload with "queue full" (503), as it would under 200 files
+    full = {"left": 1}
+
+    def jobs_route(route) -> None:
+        if route.request.method == "POST" and full["left"]:
+            full["left"] -= 1
+            route.fulfill(status=503, json={"error": {"message": "the job queue is full", "type": "queue_full"}})
+        else:
+            route.continue_()
+
+    page.route("**/v1/jobs", jobs_route)
+    ui.expected.append(r"status of 503")
+    # When twelve short files are picked at once
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(b"\x00\x00" * 16_000)
+    wav = buffer.getvalue()
+    files = [{"name": f"queued-{i:02d}.wav", "mimeType": "audio/wav", "buffer": wav} for i in range(12)]
+    page.set_input_files("#file-input", files=files)
+    # Then a queue shows what waits, the refused file is sent again, and every file becomes a job
+    sync_api.expect(page.locator(".upload-queue")).to_contain_text("waiting")
+    sync_api.expect(page.locator(".upload-queue")).to_contain_text("12 of 12 sent", timeout=60_000)
+    sync_api.expect(page.locator(".upload.failed")).to_have_count(0)
+    sync_api.expect(page.locator("#jobs li.job", has_text="queued-")).to_have_count(12, timeout=30_000)
 
 
 def test_live_microphone_confirms_words(ui: Page):

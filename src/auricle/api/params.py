@@ -86,8 +86,10 @@ def options_from_params(
     *,
     word_timestamps_default: bool = False,
     diarize_default: bool = False,
+    max_beam_size: int = 10,
 ) -> TranscribeOptions:
-    """Build options from ``/asr``-style parameters (also used by the jobs API)."""
+    """Build options from ``/asr``-style parameters (also used by the jobs API); ``beam_size`` is bounded by
+    ``max_beam_size``."""
     task = (params.get("task") or "transcribe").strip().lower()
     if task not in ("transcribe", "translate"):
         raise InvalidRequestError(f"'task' must be 'transcribe' or 'translate', not '{task}'", param="task")
@@ -109,6 +111,7 @@ def options_from_params(
         hotwords=params.get("hotwords") or None,
         word_timestamps=parse_bool(params.get("word_timestamps"), "word_timestamps", word_timestamps_default),
         vad_filter=parse_bool(params.get("vad_filter"), "vad_filter", True),
+        beam_size=parse_int(params.get("beam_size"), "beam_size", maximum=max_beam_size),
         diarize=diarize,
         num_speakers=num,
         min_speakers=low,

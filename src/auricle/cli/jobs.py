@@ -52,17 +52,25 @@ def submit(
     api_key: str | None = None,
     options: dict[str, Any] | None = None,
     session: str | None = None,
+    audio_urls: Sequence[str] = (),
+    webhook: str | None = None,
 ) -> int:
-    """Upload ``files`` in one request and write one ``<job id>\\t<file name>`` line per job."""
-    data = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (options or {}).items() if v is not None}
+    """Upload ``files`` and name ``audio_urls`` (the server fetches them) in one request, and write one
+    ``<job id>\\t<file name>`` line per job. ``webhook`` is told with a signed event when each job ends."""
+    data: dict[str, Any] = {
+        k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (options or {}).items() if v is not None
+    }
     if session:
         data["session"] = session
+    if webhook:
+        data["webhook_url"] = webhook
+    if audio_urls:
+        data["url"] = list(audio_urls)
     handles = [open(path, "rb") for path in files]  # noqa: SIM115 - closed below
     try:
         with _client(url, api_key, timeout=None) as client:
-            response = client.post(
-                "/v1/jobs", data=data, files=[("file", (p.name, h)) for p, h in zip(files, handles, strict=True)]
-            )
+            uploads = [("file", (p.name, h)) for p, h in zip(files, handles, strict=True)]
+            response = client.post("/v1/jobs", data=data, files=uploads or None)
     except httpx.HTTPError as exc:
         out.write(f"error: {exc}\n")
         return 2
@@ -189,7 +197,17 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         options = {
             k: v for k, v in {"model": args.model, "language": args.language, "diarize": args.diarize}.items() if v
         }
-        return submit([Path(f) for f in args.files], sys.stdout, options=options, **remote)
+        if not args.files and not args.audio_urls:
+            sys.stderr.write("error: give audio files, or audio URLs with --url\n")
+            return 2
+        return submit(
+            [Path(f) for f in args.files],
+            sys.stdout,
+            options=options,
+            audio_urls=args.audio_urls,
+            webhook=args.webhook,
+            **remote,
+        )
     if args.jobs_command == "list":
         return list_jobs(sys.stdout, status=args.status, **remote)
     if args.jobs_command == "watch":
@@ -205,7 +223,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     jobs.add_argument("--api-key", default=None)
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     submit_cmd = jobs_sub.add_parser("submit")
-    submit_cmd.add_argument("files", nargs="+")
+    submit_cmd.add_argument("files", nargs="*")
+    submit_cmd.add_argument(
+        "--url", dest="audio_urls", action="append", default=[], help="an audio URL the server fetches (repeatable)"
+    )
+    submit_cmd.add_argument("--webhook", default=None, help="a URL told with a signed event when each job ends")
     submit_cmd.add_argument("--model", default=None)
     submit_cmd.add_argument("--language", default=None)
     submit_cmd.add_argument("--diarize", action="store_true")

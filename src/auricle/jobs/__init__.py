@@ -1,6 +1,7 @@
 """Durable jobs: the job contract and its state machine (``base``), typed events (``events``), the error codec
 (``codec``), the stores (``memory``, ``sqlite``, ``redis``), Redis delivery (``dramatiq``), the workers that run
-jobs (``worker``) and the sync endpoints' submit-and-wait (``service``).
+jobs (``worker``), the sync endpoints' submit-and-wait (``service``), signed webhooks when jobs end (``webhooks``)
+and the guard and fetch of outbound URLs (``urls``).
 
 ``jobs`` imports the engine and never :mod:`auricle.api`.
 """

@@ -13,6 +13,11 @@ finish or heartbeat a job, so exactly one result is stored and a second completi
 Any job may be deleted; a running one's worker learns it at its next heartbeat and stops. Recovery ends the lease
 of a job whose worker process is known dead, so the next claim decides at once.
 
+A job that ends with a ``webhook_url`` gets a pending webhook event (its ``webhook`` field); delivering it is a
+small state machine of its own, decided here too: an attempt is claimed (counted and leased to one deliverer),
+then ends delivered, due again after a backoff, or failed (:func:`decide_webhook_claim`,
+:func:`decide_webhook_result`). A backend indexes :func:`webhook_due` of every job it stores.
+
 The transitions are pure functions (``decide_*``) from a job to a :class:`Change`; :class:`JobQueue` implements
 the public methods once on top of them, and a backend only provides the storage primitives (``_insert``,
 ``_apply``, ``_claimable``, ``_remove``): load a job, and store a decided change atomically. Backends:
@@ -29,6 +34,7 @@ import logging
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -51,16 +57,20 @@ __all__ = [
     "decide_cancel",
     "decide_claim",
     "decide_complete",
+    "decide_fetched",
     "decide_fail",
     "decide_heartbeat",
     "decide_recover",
     "decide_report",
     "decide_retry",
+    "decide_webhook_claim",
+    "decide_webhook_result",
     "enqueued",
     "new_job_id",
     "not_found",
     "remove_file",
     "spool_name",
+    "webhook_due",
     "worker_id",
 ]
 
@@ -105,6 +115,10 @@ class Job:
     worker: str | None = None
     lease_until: float | None = None
     cancel_requested: bool = False
+    source_url: str | None = None
+    webhook_url: str | None = None
+    webhook: dict[str, Any] | None = None
+    retry_of: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -139,6 +153,9 @@ class Job:
             "first_segment_seconds": stats.get("first_segment_seconds"),
             "audio_seconds": stats.get("audio_seconds"),
             "error": self.error,
+            "source_url": self.source_url,
+            "retry_of": self.retry_of,
+            "webhook": _public_webhook(self.webhook),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,6 +166,13 @@ class Job:
     def from_dict(cls, data: dict[str, Any]) -> Job:
         """Inverse of :meth:`to_dict`, ignoring unknown keys."""
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _public_webhook(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not state:
+        return None
+    keys = ("id", "type", "state", "attempts", "last_status", "last_error", "next_at", "delivered_at")
+    return {key: state.get(key) for key in keys}
 
 
 ClaimReason = Literal["claimed", "empty", "missing", "cancelled", "leased", "finished"]
@@ -200,7 +224,80 @@ def _finished(job: Job, status: Literal["failed", "cancelled"], now: float) -> C
     done = replace(job, status=status, finished_at=now)
     if status == "cancelled":
         done = replace(done, error=None, error_type=None, error_param=None)
+    done = _with_webhook(done, now)
     return Change(done, (FinishedEvent(status, done.to_public()),))
+
+
+def _with_webhook(job: Job, now: float) -> Job:
+    """A job that just ended gets a new pending webhook event (when it has a destination): due now, with an id
+    that every attempt of its delivery carries."""
+    if not job.webhook_url or job.ephemeral:
+        return job
+    event = {
+        "id": f"msg_{uuid.uuid4().hex}",
+        "type": f"job.{job.status}",
+        "url": job.webhook_url,
+        "created_at": now,
+        "state": "pending",
+        "attempts": 0,
+        "next_at": now,
+        "lease_until": None,
+        "worker": None,
+        "last_status": None,
+        "last_error": None,
+        "delivered_at": None,
+    }
+    return replace(job, webhook=event)
+
+
+def webhook_due(job: Job) -> float | None:
+    """When the job's webhook event should next be tried (None: nothing pending). Backends index this."""
+    hook = job.webhook
+    if not hook or hook.get("state") != "pending":
+        return None
+    return max(float(hook.get("next_at") or 0.0), float(hook.get("lease_until") or 0.0))
+
+
+def decide_webhook_claim(job: Job, worker: str, now: float, lease_s: float) -> Change | None:
+    """A deliverer takes the next attempt of a due, pending webhook event: the attempt is counted and leased to
+    ``worker`` for ``lease_s`` seconds, so no other node makes it. None when nothing is due or another deliverer
+    holds an unexpired lease (a deliverer that died mid-attempt loses its lease, and the event is tried again)."""
+    hook = job.webhook
+    due = webhook_due(job)
+    if hook is None or due is None or due > now:
+        return None
+    taken = {**hook, "attempts": int(hook.get("attempts") or 0) + 1, "worker": worker, "lease_until": now + lease_s}
+    return Change(replace(job, webhook=taken))
+
+
+def decide_webhook_result(
+    job: Job,
+    worker: str,
+    attempt: int,
+    now: float,
+    *,
+    status: int | None,
+    error: str | None,
+    max_attempts: int,
+    backoff_s: float,
+    final: bool = False,
+) -> Change | None:
+    """The outcome of attempt ``attempt`` of ``worker``: a 2xx ends the event delivered; otherwise it is due again
+    after ``backoff_s * 2**(attempt-1)`` (at most an hour), or ends failed after ``max_attempts`` (or at once when
+    ``final``: retrying cannot help). None unless ``worker`` holds that attempt."""
+    hook = job.webhook
+    if hook is None or hook.get("worker") != worker or hook.get("attempts") != attempt:
+        return None
+    if hook.get("state") != "pending":
+        return None
+    done = {**hook, "worker": None, "lease_until": None, "last_status": status, "last_error": error}
+    if status is not None and 200 <= status < 300:
+        done.update(state="delivered", delivered_at=now, last_error=None)
+    elif final or attempt >= max_attempts:
+        done.update(state="failed")
+    else:
+        done.update(next_at=now + min(3600.0, backoff_s * 2 ** (attempt - 1)))
+    return Change(replace(job, webhook=done))
 
 
 def _lease_expired(job: Job, now: float) -> bool:
@@ -247,6 +344,11 @@ def decide_retry(job: Job, now: float, *, audio_stored: bool) -> Change:
         progress=0.0,
     )
     return Change(queued, (StateEvent(queued.to_public()),), reset_events=True, drop_result=True, requeue=True)
+
+
+def decide_fetched(job: Job, worker: str, audio_path: str) -> Change | None:
+    """The holder fetched the job's audio from its source URL; it is kept like an upload. None if not the holder."""
+    return Change(replace(job, audio_path=audio_path)) if _holds(job, worker) else None
 
 
 def decide_claim(job: Job, worker: str, now: float, lease_s: float) -> tuple[Change | None, Claim]:
@@ -299,6 +401,7 @@ def decide_complete(job: Job, worker: str, now: float, result: dict[str, Any], s
     if not _holds(job, worker):
         return None
     done = replace(job, status="succeeded", finished_at=now, stats=dict(stats), stage="done", progress=100.0)
+    done = _with_webhook(done, now)
     return Change(done, (FinishedEvent("done", done.to_public()),), result=result)
 
 
@@ -336,24 +439,42 @@ class JobQueue(abc.ABC):
     # -- producer side ------------------------------------------------------------------------------------------
     def enqueue(
         self,
-        audio: Path,
+        audio: Path | None,
         *,
         filename: str | None,
         options: dict[str, Any],
         session: str | None = None,
         ephemeral: bool = False,
+        source_url: str | None = None,
+        webhook_url: str | None = None,
+        retry_of: str | None = None,
     ) -> Job:
         """Store a new queued job. The queue takes ownership of ``audio`` (moving it into its spool).
 
         Args:
-            audio: the spooled upload.
+            audio: the spooled upload (None for a job whose worker fetches ``source_url``).
             filename: the client's file name (shown, never used as a path).
             options: :meth:`TranscribeOptions.to_dict` of what the client asked for.
             session: a free-form client tag to filter listings by.
             ephemeral: a job of a sync request; hidden from listings and deleted once its result is read.
+            source_url: where the worker fetches the audio from when ``audio`` is None.
+            webhook_url: told with a signed event when the job ends.
+            retry_of: the job this one re-runs with other options.
         """
-        job = Job(id=new_job_id(), filename=filename, options=options, session=session, ephemeral=ephemeral)
-        job.audio_path = str(self._spool_audio(audio, job.id, filename).resolve())
+        if audio is None and not source_url:
+            raise ValueError("a job needs audio or a source URL")
+        job = Job(
+            id=new_job_id(),
+            filename=filename,
+            options=options,
+            session=session,
+            ephemeral=ephemeral,
+            source_url=source_url,
+            webhook_url=webhook_url,
+            retry_of=retry_of,
+        )
+        if audio is not None:
+            job.audio_path = str(self._spool_audio(audio, job.id, filename).resolve())
         self._insert(enqueued(job))
         self._queued(job.id)
         return job
@@ -390,9 +511,52 @@ class JobQueue(abc.ABC):
             JobStateError: the job is queued, running or succeeded, or its audio is gone.
         """
         now = time.time()
-        job, _ = self._apply(job_id, lambda job: decide_retry(job, now, audio_stored=self._audio_stored(job)))
+        job, _ = self._apply(
+            job_id, lambda job: decide_retry(job, now, audio_stored=self._audio_stored(job) or bool(job.source_url))
+        )
         self._queued(job_id)
         return job
+
+    def rerun(self, job_id: str, options: dict[str, Any]) -> Job:
+        """A new job on a finished job's audio with other ``options``, linked to it by ``retry_of`` (same session,
+        source URL and webhook).
+
+        Raises:
+            JobNotFoundError: no such job.
+            JobStateError: the job has not finished, or its audio is gone (and it has no source URL).
+        """
+        job = self.get(job_id)
+        if not job.finished:
+            raise JobStateError(f"job {job_id} is {job.status}; wait until it finishes to run it again")
+        copy: Path | None = None
+        if self._audio_stored(job):
+            source = self.audio_file(job_id)
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            copy = self.spool_dir / f"rerun-{new_job_id()}.part"
+            shutil.copyfile(source, copy)
+        elif not job.source_url:
+            raise JobStateError(f"the audio of job {job_id} is no longer stored")
+        return self.enqueue(
+            copy,
+            filename=job.filename,
+            options=options,
+            session=job.session,
+            source_url=job.source_url,
+            webhook_url=job.webhook_url,
+            retry_of=job.id,
+        )
+
+    def delete_session(self, session: str) -> int:
+        """Delete every (non-ephemeral) job tagged ``session``, as :meth:`delete` does. Returns how many."""
+        removed = 0
+        while True:
+            batch = self.list(session=session, limit=200)
+            for job in batch:
+                with contextlib.suppress(JobNotFoundError):
+                    self.delete(job.id)
+                    removed += 1
+            if len(batch) < 200:
+                return removed
 
     def delete(self, job_id: str) -> None:
         """Remove a job with its audio, result and events, whatever its state; a running one's worker learns at
@@ -511,6 +675,60 @@ class JobQueue(abc.ABC):
         out). Returns how many; backends that cannot tell a dead process (or need not) return 0."""
         return 0
 
+    def store_fetched(self, job_id: str, worker: str, path: Path) -> Job | None:
+        """Keep audio a worker fetched from the job's source URL as if it had been uploaded (playback, retry): the
+        file moves into the spool. None (and the file is deleted) unless ``worker`` holds the job."""
+        job = self.get(job_id)
+        target = self._spool_audio(path, job_id, job.filename).resolve()
+        stored, changed = self._apply_if_present(job_id, lambda job: decide_fetched(job, worker, str(target)))
+        if not changed:
+            remove_file(str(target))
+            return None
+        return stored
+
+    # -- webhook deliveries ------------------------------------------------------------------------------------
+    def webhooks_due(self, now: float, *, limit: int = 50) -> builtins.list[str]:
+        """Ids of jobs whose webhook event is due by ``now`` (a hint: :meth:`claim_webhook` decides)."""
+        return self._webhooks_due(now, limit=limit)
+
+    def claim_webhook(self, job_id: str, worker: str, lease_s: float) -> Job | None:
+        """Take the next delivery attempt of the job's webhook event (see :func:`decide_webhook_claim`); the job
+        with the attempt counted, or None when it is not due or another deliverer holds it."""
+        now = time.time()
+        job, changed = self._apply_if_present(job_id, lambda job: decide_webhook_claim(job, worker, now, lease_s))
+        return job if changed else None
+
+    def finish_webhook(
+        self,
+        job_id: str,
+        worker: str,
+        attempt: int,
+        *,
+        status: int | None,
+        error: str | None,
+        max_attempts: int,
+        backoff_s: float,
+        final: bool = False,
+    ) -> Job | None:
+        """Store the outcome of a delivery attempt (see :func:`decide_webhook_result`); the job, or None when the
+        attempt was not ``worker``'s (any more)."""
+        now = time.time()
+        job, changed = self._apply_if_present(
+            job_id,
+            lambda job: decide_webhook_result(
+                job,
+                worker,
+                attempt,
+                now,
+                status=status,
+                error=error,
+                max_attempts=max_attempts,
+                backoff_s=backoff_s,
+                final=final,
+            ),
+        )
+        return job if changed else None
+
     # -- worker registry ----------------------------------------------------------------------------------------
     def register_worker(self, worker: str, threads: int) -> None:
         """Announce (again) a live worker process taking jobs with ``threads`` threads."""
@@ -592,6 +810,11 @@ class JobQueue(abc.ABC):
         Raises:
             JobNotFoundError: no such job.
         """
+
+    @abc.abstractmethod
+    def _webhooks_due(self, now: float, *, limit: int) -> builtins.list[str]:
+        """Up to ``limit`` ids of jobs whose :func:`webhook_due` is at or before ``now``, earliest first (a backend
+        indexes :func:`webhook_due` of every job it stores)."""
 
     def _audio_stored(self, job: Job) -> bool:
         """Whether the job's audio is still stored (so it can be retried)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from auricle.errors import JobStateError
-from auricle.jobs.base import STATES, Change, Job, JobQueue, not_found
+from auricle.jobs.base import STATES, Change, Job, JobQueue, not_found, webhook_due
 from auricle.jobs.events import JobEvent
 
 __all__ = ["MemoryJobQueue"]
@@ -78,6 +78,11 @@ class MemoryJobQueue(JobQueue):
             )
             expired = [j for j in self._jobs.values() if j.status == "running" and (j.lease_until or 0.0) < now]
             return [j.id for j in [*expired, *queued][:limit]]
+
+    def _webhooks_due(self, now: float, *, limit: int) -> list[str]:
+        with self._cond:
+            due = [(at, j.id) for j in self._jobs.values() if (at := webhook_due(j)) is not None and at <= now]
+        return [job_id for _, job_id in sorted(due)[:limit]]
 
     def _remove(self, job_id: str) -> Job:
         with self._cond:

@@ -11,7 +11,8 @@ job is read and decided again. This keeps one copy of the rules in Python instea
 Keys, kept while the job is queued or running and expiring ``ttl_s`` after it finished: ``auricle:job:<id>``
 (hash), ``auricle:result:<id>``, ``auricle:audio:<id>``, ``auricle:ev:<id>`` (a stream: a late watcher replays it
 from the start). Indexes: ``auricle:jobs`` (listing, by creation), ``auricle:queue`` (queued jobs, in queue
-order), one set per state ``auricle:state:<status>`` and ``auricle:workers`` (the worker registry).
+order), ``auricle:webhooks`` (jobs with a pending webhook event, by when it is due), one set per state
+``auricle:state:<status>`` and ``auricle:workers`` (the worker registry).
 
 **Audio to remote workers**: files up to ``inline_audio_bytes`` (64 MB) are copied into ``auricle:audio:<id>``,
 so workers need no shared disk. Larger files stay only in the API node's spool directory and the worker opens the
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from auricle.errors import AudioDecodeError, JobNotFoundError, JobStateError
-from auricle.jobs.base import STATES, Change, Claim, Job, JobQueue, not_found, spool_name
+from auricle.jobs.base import STATES, Change, Claim, Job, JobQueue, not_found, spool_name, webhook_due
 from auricle.jobs.codec import ErrorInfo
 from auricle.jobs.events import JobEvent, ProgressEvent, event_from_dict
 
@@ -51,7 +52,7 @@ _P = "auricle:"
 _INT_FIELDS = {"attempts"}
 _FLOAT_FIELDS = {"created_at", "started_at", "finished_at", "progress", "lease_until"}
 _BOOL_FIELDS = {"ephemeral", "cancel_requested"}
-_JSON_FIELDS = {"options", "stats"}
+_JSON_FIELDS = {"options", "stats", "webhook"}
 _CONFLICT_RETRIES = 100
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -175,10 +176,11 @@ class RedisJobQueue(JobQueue):
             "drop_result": change.drop_result,
             "finished": job.finished,
             "index": index if index is not None else False,
+            "hook_due": webhook_due(job) or False,
         }
         events = json.dumps([json.dumps(event.to_dict()) for event in change.events])
         result = json.dumps(change.result) if change.result is not None else ""
-        keys = [*self._keys(job.id), f"{_P}state:", f"{_P}queue", f"{_P}queue:seq", f"{_P}jobs"]
+        keys = [*self._keys(job.id), f"{_P}state:", f"{_P}queue", f"{_P}queue:seq", f"{_P}jobs", f"{_P}webhooks"]
         args = [job.id, expected, str(self.ttl), json.dumps(flags), result, events, *_to_hash(job)]
         return int(self._store_script(keys=keys, args=args)) != -1
 
@@ -211,11 +213,15 @@ class RedisJobQueue(JobQueue):
                 ids.append(job_id)
         return [*ids, *self._strings(self.r.zrange(f"{_P}queue", 0, limit - 1))][:limit]
 
+    def _webhooks_due(self, now: float, *, limit: int) -> list[str]:
+        return self._strings(self.r.zrangebyscore(f"{_P}webhooks", "-inf", now, start=0, num=limit))
+
     def _remove(self, job_id: str) -> Job:
         job = self.get(job_id)
         pipe = self.r.pipeline()
         pipe.delete(*self._keys(job_id))
         pipe.zrem(f"{_P}jobs", job_id)
+        pipe.zrem(f"{_P}webhooks", job_id)
         pipe.zrem(f"{_P}queue", job_id)
         for state in STATES:
             pipe.srem(f"{_P}state:{state}", job_id)
@@ -347,6 +353,17 @@ class RedisJobQueue(JobQueue):
             return Path(job.audio_path), False
         raise AudioDecodeError("the job's audio is not in Redis and its spool file is not on this worker's disk")
 
+    @_persistent
+    def store_fetched(self, job_id: str, worker: str, path: Path) -> Job | None:
+        """See :meth:`JobQueue.store_fetched`; the audio also goes into Redis (when small enough), so every node
+        can play it back and a retry on another worker finds it."""
+        job = super().store_fetched(job_id, worker, path)
+        if job is not None and job.audio_path:
+            audio = Path(job.audio_path)
+            if audio.stat().st_size <= self.inline_audio_bytes:
+                self.raw.set(self._keys(job_id)[3], audio.read_bytes())
+        return job
+
     # -- worker registry -------------------------------------------------------------------------------------------
     def register_worker(self, worker: str, threads: int) -> None:
         """See :meth:`JobQueue.register_worker`: shared by every node through ``auricle:workers``."""
@@ -370,8 +387,8 @@ class RedisJobQueue(JobQueue):
         a running job whose lease ran out long ago (its message was lost). Returns the jobs dropped."""
         now = time.time() if now is None else now
         dropped = 0
-        for key in [f"{_P}jobs", f"{_P}queue", *(f"{_P}state:{s}" for s in STATES)]:
-            ordered = key in (f"{_P}jobs", f"{_P}queue")
+        for key in [f"{_P}jobs", f"{_P}queue", f"{_P}webhooks", *(f"{_P}state:{s}" for s in STATES)]:
+            ordered = key in (f"{_P}jobs", f"{_P}queue", f"{_P}webhooks")
             members = self._strings(self.r.zrange(key, 0, -1) if ordered else self.r.sscan_iter(key))
             pipe = self.r.pipeline()
             for job_id in members:

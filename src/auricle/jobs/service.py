@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from auricle import metrics
 from auricle.config import Settings
@@ -30,6 +30,8 @@ from auricle.errors import AuricleError, CancelledError, JobNotFoundError, Queue
 from auricle.jobs.base import STATES, Job, JobQueue, worker_id
 from auricle.jobs.codec import ErrorInfo, decode_error
 from auricle.jobs.events import FinishedEvent, ProgressEvent
+from auricle.jobs.urls import url_filename
+from auricle.jobs.webhooks import WebhookDeliverer
 from auricle.jobs.worker import Consumer, JobRunner, LocalWorkerPool
 
 __all__ = [
@@ -94,6 +96,7 @@ class JobTranscriptionService:
             lambda runner: LocalWorkerPool(queue, runner, threads=settings.workers, lease_s=settings.job_lease_s)
         )
         self._consumer: Consumer | None = None
+        self._deliverer: WebhookDeliverer | None = None
         self._me = worker_id("serve")
         self._tasks: list[asyncio.Task[None]] = []
         self._saturation: tuple[float, tuple[int, int]] = (0.0, (0, settings.max_queue + settings.workers))
@@ -110,12 +113,18 @@ class JobTranscriptionService:
             self._consumer = consumer
             await asyncio.to_thread(self.queue.register_worker, self._me, self.settings.workers)
         self._tasks.append(asyncio.create_task(self._housekeeping()))
+        deliverer = WebhookDeliverer(self.queue, self.settings, name="serve-hooks")
+        deliverer.start()
+        self._deliverer = deliverer
 
     async def close(self) -> None:
         """Stop housekeeping and local workers (running jobs are left to run again) and release the queue."""
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        if self._deliverer is not None:
+            await asyncio.to_thread(self._deliverer.stop)
+            self._deliverer = None
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.stop, 10.0)
             self._consumer = None
@@ -180,8 +189,11 @@ class JobTranscriptionService:
         session: str | None = None,
         ephemeral: bool = False,
         job_kind: JobKind = "transcribe",
+        urls: list[str] | None = None,
+        webhook_url: str | None = None,
     ) -> list[Job]:
-        """Enqueue one job per ``(spooled path, client filename)``; blocking (call from a thread).
+        """Enqueue one job per ``(spooled path, client filename)``, then one per audio URL in ``urls`` (its worker
+        fetches it); blocking (call from a thread). ``webhook_url`` (else the server default) hears when each ends.
 
         ``job_kind="detect_language"`` makes a job that only detects the language (its transcript has no segments).
 
@@ -192,8 +204,9 @@ class JobTranscriptionService:
         """
         # Check and enqueue under one lock, or concurrent submits would all see the same free room.
         with self._admission:
+            urls = urls or []
             queued = self.queue.counts().get("queued", 0)
-            if queued + len(files) > self._room:
+            if queued + len(files) + len(urls) > self._room:
                 for path, _ in files:
                     path.unlink(missing_ok=True)
                 raise QueueFullError(
@@ -202,12 +215,37 @@ class JobTranscriptionService:
             stored = options.to_dict()
             if job_kind != "transcribe":
                 stored["kind"] = job_kind
+            hook = None if ephemeral else (webhook_url or self.settings.webhook_url)
             jobs = [
-                self.queue.enqueue(path, filename=name, options=stored, session=session, ephemeral=ephemeral)
+                self.queue.enqueue(
+                    path, filename=name, options=stored, session=session, ephemeral=ephemeral, webhook_url=hook
+                )
                 for path, name in files
+            ]
+            jobs += [
+                self.queue.enqueue(
+                    None, filename=url_filename(url), options=stored, session=session, source_url=url, webhook_url=hook
+                )
+                for url in urls
             ]
         self._saturation = (0.0, self._saturation[1])
         return jobs
+
+    def rerun(self, job_id: str, options: dict[str, Any]) -> Job:
+        """:meth:`JobQueue.rerun` under the queue limit (a re-run is a new submission); blocking.
+
+        Raises:
+            QueueFullError: no place is free in the queue.
+        """
+        with self._admission:
+            queued = self.queue.counts().get("queued", 0)
+            if queued + 1 > self._room:
+                raise QueueFullError(
+                    f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later"
+                )
+            job = self.queue.rerun(job_id, options)
+        self._saturation = (0.0, self._saturation[1])
+        return job
 
     async def transcribe(
         self,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from auricle.errors import JobNotFoundError, JobStateError
-from auricle.jobs.base import STATES, Change, Job, JobQueue, decide_recover, not_found
+from auricle.jobs.base import STATES, Change, Job, JobQueue, decide_recover, not_found, webhook_due
 from auricle.jobs.events import JobEvent, event_from_dict
 
 __all__ = ["SqliteJobQueue", "pid_alive"]
@@ -83,6 +83,10 @@ class SqliteJobQueue(JobQueue):
                 db.execute("ALTER TABLE jobs ADD COLUMN qseq INTEGER NOT NULL DEFAULT 0")
                 db.execute("UPDATE jobs SET qseq = seq")
             db.execute("CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, qseq)")
+            if "hook_due" not in {row[1] for row in db.execute("PRAGMA table_info(jobs)")}:
+                # When the job's webhook event is next due (NULL: none pending), so deliverers find it at once.
+                db.execute("ALTER TABLE jobs ADD COLUMN hook_due REAL")
+            db.execute("CREATE INDEX IF NOT EXISTS jobs_hook_due ON jobs (hook_due) WHERE hook_due IS NOT NULL")
 
     # -- connection and transactions -------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -117,18 +121,19 @@ class SqliteJobQueue(JobQueue):
             int(job.ephemeral),
             job.finished_at,
             job.lease_until,
+            webhook_due(job),
             json.dumps(job.to_dict()),
         )
         if insert:
             db.execute(
-                "INSERT INTO jobs (status, session, ephemeral, finished_at, lease_until, data, id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (status, session, ephemeral, finished_at, lease_until, hook_due, data, id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (*values, job.id),
             )
         else:
             db.execute(
-                "UPDATE jobs SET status = ?, session = ?, ephemeral = ?, finished_at = ?, lease_until = ?, data = ?"
-                " WHERE id = ?",
+                "UPDATE jobs SET status = ?, session = ?, ephemeral = ?, finished_at = ?, lease_until = ?,"
+                " hook_due = ?, data = ? WHERE id = ?",
                 (*values, job.id),
             )
         if change.requeue:
@@ -163,6 +168,12 @@ class SqliteJobQueue(JobQueue):
             "SELECT id FROM jobs WHERE status = 'queued' OR (status = 'running' AND lease_until < ?)"
             " ORDER BY status = 'queued', qseq LIMIT ?",
             (now, limit),
+        )
+        return [row[0] for row in rows]
+
+    def _webhooks_due(self, now: float, *, limit: int) -> list[str]:
+        rows = self._db().execute(
+            "SELECT id FROM jobs WHERE hook_due IS NOT NULL AND hook_due <= ? ORDER BY hook_due LIMIT ?", (now, limit)
         )
         return [row[0] for row in rows]
 

@@ -27,6 +27,7 @@ from auricle.errors import CancelledError, InvalidRequestError, JobNotFoundError
 from auricle.jobs.base import TERMINAL, Job, JobQueue, remove_file, worker_id
 from auricle.jobs.codec import ErrorInfo, encode_error
 from auricle.jobs.events import ProgressEvent
+from auricle.jobs.urls import fetch_audio_url
 
 __all__ = ["Consumer", "JobRunner", "LocalWorkerPool", "run_worker", "sweep_work_dir", "worker_id"]
 
@@ -83,6 +84,8 @@ class JobRunner:
             return stop.is_set() or self.aborting.is_set()
 
         try:
+            if job.source_url and not job.audio_path:
+                job = self._fetch_source(job, worker)
             path, is_temp = self.queue.fetch_audio(job, self.work_dir)
             temp = path if is_temp else None
             stats = PipelineStats()
@@ -114,6 +117,27 @@ class JobRunner:
         metrics.JOB_RUN_SECONDS.observe(time.perf_counter() - started)
         logger.info("job %s: %s after %.2fs", job.id, outcome, time.perf_counter() - started)
         return outcome
+
+    def _fetch_source(self, job: Job, worker: str) -> Job:
+        """Fetch a URL job's audio (upload size limit, time limit, bounded redirects, the address guard) and keep
+        it like an upload."""
+        settings = self.runtime.settings
+        self.queue.report(job.id, worker, ProgressEvent("stage", "fetching", 0.0))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        # Named job-<id>… so sweep_work_dir removes what a killed worker left behind.
+        target = self.work_dir / f"job-{job.id}-fetch-{worker.rsplit('-', 1)[-1]}.part"
+        fetch_audio_url(
+            job.source_url or "",
+            target,
+            max_bytes=int(settings.max_upload_mb * 1024 * 1024),
+            timeout_s=settings.url_fetch_timeout_s,
+            max_redirects=settings.url_max_redirects,
+            allow_private=settings.url_allow_private,
+        )
+        stored = self.queue.store_fetched(job.id, worker, target)
+        if stored is None:
+            raise CancelledError("the job was lost while its audio was fetched")
+        return stored
 
     def _detect_language(
         self, path: Path, options: TranscribeOptions, stats: PipelineStats, on_event: Callable[[PipelineEvent], None]
@@ -233,6 +257,7 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     # Imported here: the Redis backend is optional at run time, and an embedded server never loads it.
     from auricle.jobs.dramatiq import DramatiqConsumer, DramatiqTransport
     from auricle.jobs.redis import RedisJobQueue
+    from auricle.jobs.webhooks import WebhookDeliverer
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -253,6 +278,8 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     queue.register_worker(me, settings.workers)
     consumer = DramatiqConsumer(transport, queue, runner, threads=settings.workers, lease_s=settings.job_lease_s)
     consumer.start()
+    deliverer = WebhookDeliverer(queue, settings, name="worker-hooks")
+    deliverer.start()
     metrics.WORKERS.set(settings.workers)
     logger.info("worker %s: %s threads taking jobs from Redis", me, settings.workers)
     last_sweep = 0.0
@@ -268,5 +295,6 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     finally:
         logger.info("worker %s: stopping", me)
         consumer.stop(timeout=10.0)
+        deliverer.stop()
         queue.unregister_worker(me)
         queue.close()

@@ -34,7 +34,7 @@ EXPECTED = {
     ],
     "auricle stream": ["--api-key", "--fast", "--mic", "--model", "--url", "file"],
     "auricle jobs": ["--api-key", "--url"],
-    "auricle jobs submit": ["--diarize", "--language", "--model", "files"],
+    "auricle jobs submit": ["--diarize", "--language", "--model", "--url", "--webhook", "files"],
     "auricle jobs list": ["--status"],
     "auricle jobs watch": ["ids"],
     "auricle jobs result": ["--output", "--output-file", "-o", "id"],
@@ -71,3 +71,15 @@ def test_stream_without_a_file_or_microphone_is_a_usage_error(capsys: pytest.Cap
 def test_config_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("config") == 0
     assert "AURICLE_DEFAULT_MODEL=base" in capsys.readouterr().out
+
+
+def test_jobs_submit_without_files_or_urls_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("jobs", "submit") == 2
+    assert "--url" in capsys.readouterr().err
+
+
+def test_jobs_submit_url_is_an_audio_url_not_the_server() -> None:
+    args = build_parser().parse_args(
+        ["jobs", "--url", "http://srv:9000", "submit", "--url", "https://e.org/a.mp3", "--webhook", "https://h/x"]
+    )
+    assert (args.url, args.audio_urls, args.webhook) == ("http://srv:9000", ["https://e.org/a.mp3"], "https://h/x")

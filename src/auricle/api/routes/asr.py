@@ -81,6 +81,7 @@ async def asr(
         registry,
         word_timestamps_default=settings.asr_word_timestamps_default,
         diarize_default=settings.asr_diarize_default,
+        max_beam_size=settings.max_beam_size,
     )
     encode_flag = parse_bool(params.get("encode"), "encode", True)
     upload = _upload(form.get("audio_file"), audio_file)

@@ -27,6 +27,7 @@ from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render
 from auricle.engine.types import Transcript
 from auricle.errors import InvalidRequestError, JobNotFoundError
 from auricle.jobs.base import STATES, TERMINAL
+from auricle.jobs.urls import check_url
 
 __all__ = ["router"]
 
@@ -35,6 +36,23 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _FILE_FIELDS = ("file", "files", "file[]", "files[]")
+_URL_FIELDS = ("url", "urls", "url[]", "urls[]")
+_OPTION_FIELDS = frozenset(
+    {
+        "model",
+        "language",
+        "task",
+        "word_timestamps",
+        "vad_filter",
+        "beam_size",
+        "initial_prompt",
+        "hotwords",
+        "diarize",
+        "num_speakers",
+        "min_speakers",
+        "max_speakers",
+    }
+)
 _SSE_NAMES = {"stage": "progress"}
 _KEEPALIVE_S = 15.0
 
@@ -48,25 +66,39 @@ async def _run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-@router.post("", status_code=202, summary="Submit one or more files as jobs")
+@router.post("", status_code=202, summary="Submit files or audio URLs as jobs")
 async def submit_jobs(
     request: Request, settings: SettingsDep, registry: RegistryDep, service: JobServiceDep, caller: AuthDep
 ) -> JSONResponse:
-    """Multipart form with one or more files (field ``file``, repeated, or ``files``) and the ``/asr`` options
-    (model, language, task, word_timestamps, diarize, num_speakers, min_speakers, max_speakers, initial_prompt,
-    hotwords, vad_filter) plus an optional ``session`` tag. Answers 202 with ``{"jobs": [...]}`` at once."""
+    """Multipart form with one or more files (field ``file``, repeated, or ``files``) and/or audio URLs (field
+    ``url``, repeated; a worker fetches each), the ``/asr`` options (model, language, task, word_timestamps,
+    diarize, num_speakers, min_speakers, max_speakers, initial_prompt, hotwords, vad_filter, beam_size), an
+    optional ``session`` tag and an optional ``webhook_url`` told with a signed event when each job ends.
+    Answers 202 with ``{"jobs": [...]}`` at once."""
     form = await request.form(max_files=10_000)
     uploads = [item for name in _FILE_FIELDS for item in form.getlist(name) if isinstance(item, UploadFile)]
-    if not uploads:
-        raise InvalidRequestError("no audio file was sent: upload it as multipart field 'file'", param="file")
+    urls = [item.strip() for name in _URL_FIELDS for item in form.getlist(name) if isinstance(item, str)]
+    urls += [item.strip() for name in _URL_FIELDS for item in request.query_params.getlist(name)]
+    urls = [url for url in urls if url]
+    if not uploads and not urls:
+        raise InvalidRequestError(
+            "no audio was sent: upload it as multipart field 'file' or give its address in field 'url'", param="file"
+        )
     params = merged_params(request.query_params, form)
     options = options_from_params(
         params,
         registry,
         word_timestamps_default=settings.asr_word_timestamps_default,
         diarize_default=settings.asr_diarize_default,
+        max_beam_size=settings.max_beam_size,
     )
     session = (params.get("session") or "").strip() or None
+    webhook_url = (params.get("webhook_url") or "").strip() or None
+    # Refused destinations are a 400 now; workers and deliverers check again after DNS resolution.
+    for url in urls:
+        await _run(check_url, url, allow_private=settings.url_allow_private, param="url")
+    if webhook_url:
+        await _run(check_url, webhook_url, allow_private=settings.url_allow_private, param="webhook_url")
     saved: list[tuple[Path, str | None]] = []
     try:
         for upload in uploads:
@@ -75,9 +107,18 @@ async def submit_jobs(
         for path, _ in saved:
             path.unlink(missing_ok=True)
         raise
-    jobs = await _run(service.submit, saved, options, session=session)
+    jobs = await _run(service.submit, saved, options, session=session, urls=urls, webhook_url=webhook_url)
     logger.info("%s submitted %s job(s): %s", caller.name, len(jobs), ", ".join(j.id for j in jobs))
     return JSONResponse({"jobs": [j.to_public() for j in jobs]}, status_code=202)
+
+
+@router.delete("", summary="Delete all jobs of a session")
+async def delete_session_jobs(queue: QueueDep, session: str = "") -> dict[str, Any]:
+    """Removes every job tagged ``session`` (running ones are stopped), with audio and results."""
+    if not session.strip():
+        raise InvalidRequestError("'session' is required: name the session whose jobs to delete", param="session")
+    deleted = await _run(queue.delete_session, session.strip())
+    return {"session": session.strip(), "deleted": deleted}
 
 
 @router.get("", summary="List jobs, newest first")
@@ -186,11 +227,38 @@ async def job_audio(queue: QueueDep, job_id: str) -> FileResponse:
     )
 
 
-@router.post("/{job_id}/retry", status_code=202, summary="Run a failed or cancelled job again")
-async def retry_job(queue: QueueDep, job_id: str) -> dict[str, Any]:
-    """409 unless the job failed or was cancelled."""
-    job = await _run(queue.retry, job_id)
-    return job.to_public()
+@router.post("/{job_id}/retry", status_code=202, summary="Run a job again")
+async def retry_job(
+    request: Request,
+    queue: QueueDep,
+    service: JobServiceDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    job_id: str,
+) -> dict[str, Any]:
+    """Without options: a failed or cancelled job is queued again (409 otherwise). With ``/asr`` options (query or
+    form) that differ from the job's: a new job on the same audio with those options, linked by ``retry_of`` (the
+    original may have succeeded)."""
+    form = await request.form()
+    params = merged_params(request.query_params, form)
+    given = {key: value for key, value in params.items() if key in _OPTION_FIELDS}
+    if not given:
+        return (await _run(queue.retry, job_id)).to_public()
+    job = await _run(queue.get, job_id)
+    current = {key: value for key, value in job.options.items() if key != "kind"}
+    base = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in current.items() if v is not None}
+    changed = options_from_params(
+        {**{k: v for k, v in base.items() if k in _OPTION_FIELDS}, **given},
+        registry,
+        word_timestamps_default=settings.asr_word_timestamps_default,
+        diarize_default=settings.asr_diarize_default,
+        max_beam_size=settings.max_beam_size,
+    ).to_dict()
+    if changed == current:
+        return (await _run(queue.retry, job_id)).to_public()
+    if "kind" in job.options:
+        changed["kind"] = job.options["kind"]
+    return (await _run(service.rerun, job_id, changed)).to_public()
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job")

@@ -7,7 +7,7 @@ import { setupLive } from "./live.js";
 import { fillLanguages, fillModels, loadModels } from "./options.js";
 import { TranscriptView } from "./transcript.js";
 import { $, announce, showError, toast } from "./ui.js";
-import { formOptions, setupDropzone, setupRecorder, submitFile } from "./upload.js";
+import { formOptions, setupDropzone, setupRecorder, submitMany } from "./upload.js";
 
 const jobs = new JobList($("#jobs"), $("#jobs-empty"));
 const transcript = new TranscriptView($("#transcript"));
@@ -72,8 +72,7 @@ function handleError(err, prefix) {
 
 async function submitFiles(files) {
   const options = formOptions();
-  const results = await Promise.all(files.map((file) => submitFile(file, options)));
-  const created = results.flat();
+  const created = await submitMany(files, options);
   for (const job of created) {
     submittedHere.add(job.id);
     jobs.upsert(job);

@@ -1,5 +1,5 @@
 // Submitting files as jobs: drag and drop, file picker, microphone recording; one request per file so each
-// has its own upload progress.
+// has its own upload progress, a few at a time with the rest in a visible queue.
 
 import { sessionTag, uploadForm } from "./api.js";
 import { $, announce, bytes, el, showError, toast } from "./ui.js";
@@ -22,18 +22,22 @@ export function formOptions() {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== ""));
 }
 
-/**
- * Upload one file as a job; shows a row with its progress and returns the created jobs.
- * @returns {Promise<object[]>}
- */
-export async function submitFile(file, options, list = $("#uploads")) {
+/** How many files upload at once; the rest wait in a visible queue. */
+export const UPLOAD_CONCURRENCY = 3;
+/** Tries of one file while the server's job queue is full (503), waiting longer each time. */
+const FULL_QUEUE_TRIES = 8;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A row of the uploads list: name, size, progress bar and state; `set(pct, text)` updates it. */
+function uploadRow(file, list, stateText = "0%") {
   const bar = el("span");
   const progress = el(
     "div",
     { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-label": `Upload of ${file.name}` },
     bar,
   );
-  const state = el("span", { class: "mono small" }, "0%");
+  const state = el("span", { class: "mono small" }, stateText);
   const message = el("p", { class: "upload-error", hidden: true });
   const row = el(
     "li",
@@ -42,31 +46,104 @@ export async function submitFile(file, options, list = $("#uploads")) {
     el("div", { class: "job-progress" }, progress, state),
     message,
   );
-  list.prepend(row);
+  list.append(row);
+  const set = (pct, text = `${pct}%`) => {
+    bar.style.width = `${pct}%`;
+    progress.setAttribute("aria-valuenow", String(pct));
+    state.textContent = text;
+  };
+  return { row, state, message, set };
+}
+
+/** POST one file through its row; resolves with the created jobs, rejects with the ApiError. */
+async function sendFile(file, options, ui) {
   const form = new FormData();
   form.append("file", file, file.name);
   for (const [name, value] of Object.entries({ ...options, session: sessionTag() })) form.append(name, value);
-  const { promise } = uploadForm("/v1/jobs", form, (fraction) => {
-    const pct = Math.round(fraction * 100);
-    bar.style.width = `${pct}%`;
-    progress.setAttribute("aria-valuenow", String(pct));
-    state.textContent = `${pct}%`;
-  });
+  const { promise } = uploadForm("/v1/jobs", form, (fraction) => ui.set(Math.round(fraction * 100)));
+  const body = await promise;
+  ui.state.textContent = "sent";
+  setTimeout(() => ui.row.remove(), 1500);
+  return body.jobs;
+}
+
+function showFailure(file, ui, err) {
+  ui.row.classList.add("failed");
+  ui.state.textContent = "failed";
+  ui.message.hidden = false;
+  ui.message.textContent = err.message;
+  ui.message.setAttribute("role", "alert");
+  ui.row.append(el("button", { class: "small", type: "button", onclick: () => ui.row.remove() }, "Dismiss"));
+  showError(err, `Upload of ${file.name} failed`);
+}
+
+/**
+ * Upload one file as a job; shows a row with its progress and returns the created jobs.
+ * @returns {Promise<object[]>}
+ */
+export async function submitFile(file, options, list = $("#uploads")) {
+  const ui = uploadRow(file, list);
+  list.prepend(ui.row);
   try {
-    const body = await promise;
-    state.textContent = "sent";
-    setTimeout(() => row.remove(), 1500);
-    return body.jobs;
+    return await sendFile(file, options, ui);
   } catch (err) {
-    row.classList.add("failed");
-    state.textContent = "failed";
-    message.hidden = false;
-    message.textContent = err.message;
-    message.setAttribute("role", "alert");
-    row.append(el("button", { class: "small", type: "button", onclick: () => row.remove() }, "Dismiss"));
-    showError(err, `Upload of ${file.name} failed`);
+    showFailure(file, ui, err);
     return [];
   }
+}
+
+/**
+ * Upload many files (one job each) at most `concurrency` at a time, the others waiting in a visible queue; a file
+ * the server refuses because its job queue is full (503) waits and is sent again, so 200 dropped files do not
+ * become 200 errors. Returns the created jobs.
+ * @returns {Promise<object[]>}
+ */
+export async function submitMany(files, options, { list = $("#uploads"), concurrency = UPLOAD_CONCURRENCY } = {}) {
+  const summary = el("li", { class: "upload-queue muted small", role: "status" });
+  list.prepend(summary);
+  const rows = files.map((file) => uploadRow(file, list, "waiting"));
+  const created = [];
+  let next = 0;
+  let done = 0;
+  let failed = 0;
+  const show = () => {
+    const active = next - done;
+    summary.textContent =
+      `${done} of ${files.length} sent` +
+      (files.length - next > 0 ? `, ${files.length - next} waiting` : "") +
+      (active > 0 ? `, ${active} uploading` : "") +
+      (failed ? `, ${failed} failed` : "");
+  };
+  const lane = async () => {
+    while (next < files.length) {
+      const index = next++;
+      show();
+      const file = files[index];
+      const ui = rows[index];
+      for (let attempt = 1; ; attempt++) {
+        try {
+          created.push(...(await sendFile(file, options, ui)));
+          break;
+        } catch (err) {
+          if (err.status === 503 && attempt < FULL_QUEUE_TRIES) {
+            const wait = Math.min(30, 2 ** attempt);
+            ui.set(0, `queue full; again in ${wait}s`);
+            await sleep(wait * 1000);
+            continue;
+          }
+          failed++;
+          showFailure(file, ui, err);
+          break;
+        }
+      }
+      done++;
+      show();
+    }
+  };
+  show();
+  await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, lane));
+  setTimeout(() => summary.remove(), 3000);
+  return created;
 }
 
 /** Wire the drop zone and the file input to `onFiles(File[])`. */
