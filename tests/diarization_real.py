@@ -2,7 +2,7 @@
 
 Each voice is one real person from the public corpus (LibriSpeech, LJ Speech, JFK, two LibriVox readers, an AMI
 headset, the left channel of the stereo LibriSpeech file, an AISHELL reader). A conversation alternates turns of
-2, 3 or 4 of them (never the same voice twice in a row), each turn the next stretch of that person's speech, with
+2, 3 or 4 of them (never the same voice twice in a row), each turn the next 2-5 s stretch of that person's speech, with
 short pauses; variants overlap neighbouring turns by 0.3-1 s, pass the whole mix through 8 kHz telephone
 bandwidth (300-3400 Hz), or add quiet background noise. Everything is deterministic for a given seed.
 
@@ -28,6 +28,7 @@ __all__ = [
     "Conversation",
     "ConversationSpec",
     "conversation_specs",
+    "conversation_voices",
     "make_conversation",
     "rttm_turns",
     "single_speaker_files",
@@ -46,7 +47,9 @@ VOICES: dict[str, tuple[str, int | None]] = {
 }
 """Voice name -> (corpus audio file, channel or None for a mono downmix). One real person each."""
 
-_MIN_PIECE_S, _MAX_PIECE_S = 1.5, 4.0
+_MIN_PIECE_S, _MAX_PIECE_S = 2.0, 5.0
+_MIN_VOICE_S = 4.0
+"""A voice joins conversations only with at least this much speech (shorter ones would repeat one clip)."""
 
 
 def speech_spans(samples: np.ndarray) -> list[SpeechSpan]:
@@ -80,7 +83,7 @@ def _trim(audio: np.ndarray) -> np.ndarray:
 
 @cache
 def _pieces(name: str) -> tuple[np.ndarray, ...]:
-    """The voice's speech cut into consecutive pieces of 1.5-4 s (whole VAD spans when shorter), in order."""
+    """The voice's speech cut into consecutive pieces of 2-5 s (whole VAD spans when shorter), in order."""
     samples = _voice_audio(name)
     rng = np.random.default_rng(sum(map(ord, name)))
     out: list[np.ndarray] = []
@@ -95,6 +98,11 @@ def _pieces(name: str) -> tuple[np.ndarray, ...]:
                 out.append(piece)
             a += length
     return tuple(out)
+
+
+def conversation_voices() -> list[str]:
+    """The voices with enough speech to hold a conversation (the AMI headset and AISHELL clips are too short)."""
+    return [v for v in sorted(VOICES) if sum(len(p) for p in _pieces(v)) >= _MIN_VOICE_S * SAMPLE_RATE]
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,7 @@ def _telephone(samples: np.ndarray) -> np.ndarray:
 def make_conversation(spec: ConversationSpec) -> Conversation:
     """Build the conversation ``spec`` describes (deterministic)."""
     rng = np.random.default_rng(1000 + spec.seed)
-    voices = [str(v) for v in rng.choice(sorted(VOICES), spec.speakers, replace=False)]
+    voices = [str(v) for v in rng.choice(conversation_voices(), spec.speakers, replace=False)]
     cursor = {v: int(rng.integers(len(_pieces(v)))) for v in voices}
     turns = spec.turns or 3 * spec.speakers + 4
     placed: list[tuple[int, np.ndarray, str]] = []

@@ -42,10 +42,10 @@ class Thresholds:
     """A ``k``-way partition is ``k`` speakers only if no two centroids are more similar than this."""
 
 
-WIDEBAND = Thresholds(one_speaker=0.88, contiguous_one_speaker=0.82, distinct_speakers=0.80)
+WIDEBAND = Thresholds(one_speaker=0.88, contiguous_one_speaker=0.82, distinct_speakers=0.78)
 """Thresholds for ordinary (16 kHz, full-band) recordings."""
 
-NARROWBAND = Thresholds(one_speaker=0.86, contiguous_one_speaker=0.82, distinct_speakers=0.84)
+NARROWBAND = Thresholds(one_speaker=0.86, contiguous_one_speaker=0.82, distinct_speakers=0.86)
 """Thresholds for telephone-band audio (nothing above about 3.8 kHz): every voice's d-vectors move closer together,
 so distinct voices are allowed closer centroids, and one voice splits into less similar halves."""
 
