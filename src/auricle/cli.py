@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--output-file", default=None)
     jobs.set_defaults(func=cmd_jobs)
 
+    from auricle.evaluation.runner import add_parser as add_eval_parser
+
+    add_eval_parser(sub)
+
     config = sub.add_parser("config", help="print the configuration reference")
     config.add_argument("--markdown", action="store_true")
     config.set_defaults(func=cmd_config)
@@ -262,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``auricle`` console script."""
     args = build_parser().parse_args(argv)
     settings = Settings()
-    configure_logging(settings.log_level if args.command != "transcribe" else "WARNING", settings.log_format)
+    configure_logging(
+        settings.log_level if args.command not in ("transcribe", "eval") else "WARNING", settings.log_format
+    )
     try:
         return args.func(args, settings)
     except AuricleError as exc:
