@@ -33,6 +33,7 @@ __all__ = [
     "rttm_turns",
     "single_speaker_files",
     "speech_spans",
+    "telephone_channel",
 ]
 
 VOICES: dict[str, tuple[str, int | None]] = {
@@ -142,7 +143,7 @@ class Conversation:
         )
 
 
-def _telephone(samples: np.ndarray) -> np.ndarray:
+def telephone_channel(samples: np.ndarray) -> np.ndarray:
     """8 kHz telephone channel: 300-3400 Hz band, resampled down to 8 kHz and back, 8-bit-ish mu-law noise floor."""
     import soxr
 
@@ -197,7 +198,7 @@ def make_conversation(spec: ConversationSpec) -> Conversation:
     if spec.telephone:
         # After the noise: the line carries the room, and nothing is left above 3.4 kHz (Silero VAD misses most
         # band-limited speech when a full-band noise floor is added afterwards).
-        samples = _telephone(samples)
+        samples = telephone_channel(samples)
     truth = [SpeakerTurn(round(s / SAMPLE_RATE, 3), round((s + len(p)) / SAMPLE_RATE, 3), v) for s, p, v in placed]
     truth.sort(key=lambda turn: (turn.start, turn.end))
     return Conversation(name=spec.name, samples=samples.astype(np.float32), turns=truth, voices=voices)

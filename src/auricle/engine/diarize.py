@@ -6,9 +6,10 @@ Pipeline of :class:`ResemblyzerDiarizer`:
    (0.25 s; coarser on long recordings so the number of windows, and so the cost, stays bounded). Spans shorter
    than a window give one zero-padded window.
 2. Each window is embedded with Resemblyzer's speaker encoder, run in numpy (see ``_voice_encoder``).
-3. The embeddings are clustered (``_clustering``): spectral clustering with an eigengap estimate of the count,
-   or the caller's ``num_speakers``, or an estimate bounded by ``min_speakers``/``max_speakers``. A similarity
-   check first keeps one-speaker audio in one cluster.
+3. The embeddings are clustered (``_clustering``): k-means on neighbour-smoothed embeddings refined by
+   nearest-centroid resegmentation, with the caller's ``num_speakers`` or a count (bounded by ``min_speakers``/
+   ``max_speakers``) decided by centroid similarities calibrated on real voices. Telephone-band speech (nothing
+   above 3.8 kHz) gets its own calibration, since every voice sounds more alike through it.
 4. Window labels are smoothed with a running majority, every 10 ms frame of speech takes the label of the
    nearest window centre, and turns shorter than ``min_turn`` are absorbed by their neighbours.
 
