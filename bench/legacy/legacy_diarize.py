@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-
 from legacy_clustering import cluster_embeddings
+
 from auricle.engine._voice_encoder import (
     EMBEDDING_SIZE,
     HOP,
