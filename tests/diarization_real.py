@@ -54,11 +54,10 @@ _MIN_VOICE_S = 4.0
 
 
 def speech_spans(samples: np.ndarray) -> list[SpeechSpan]:
-    """Silero VAD speech spans with faster-whisper's default options (what the transcription pipeline uses)."""
-    from faster_whisper.vad import get_speech_timestamps
+    """Speech spans from the server's VAD (``SileroVad`` with its defaults), what the pipeline gives the diarizer."""
+    from auricle.engine.vad import SileroVad
 
-    stamps = get_speech_timestamps(samples)
-    return [SpeechSpan(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+    return SileroVad().speech_spans(samples)
 
 
 @cache

@@ -42,7 +42,7 @@ class Thresholds:
     """A ``k``-way partition is ``k`` speakers only if no two centroids are more similar than this."""
 
 
-WIDEBAND = Thresholds(one_speaker=0.88, contiguous_one_speaker=0.82, distinct_speakers=0.80)
+WIDEBAND = Thresholds(one_speaker=0.88, contiguous_one_speaker=0.80, distinct_speakers=0.80)
 """Thresholds for ordinary (16 kHz, full-band) recordings."""
 
 NARROWBAND = Thresholds(one_speaker=0.86, contiguous_one_speaker=0.82, distinct_speakers=0.86)

@@ -155,8 +155,9 @@ def _words_without_speech(transcript: Transcript, truth: list[SpeakerTurn]) -> i
 
 
 def _turns_from_transcript(transcript: Transcript) -> list[SpeakerTurn]:
-    """Per-channel diarization labels the words directly; their extents are the hypothesis turns."""
-    return [SpeakerTurn(w.start, w.end, w.speaker) for w in transcript.words if w.speaker]
+    """Per-channel diarization labels the transcript directly: its words' (else segments') extents are the turns."""
+    words = [SpeakerTurn(w.start, w.end, w.speaker) for w in transcript.words if w.speaker]
+    return words or [SpeakerTurn(s.start, s.end, s.speaker) for s in transcript.segments if s.speaker]
 
 
 def evaluate_file(entry: ManifestEntry, runtime: Any, options: TranscribeOptions) -> FileResult:
