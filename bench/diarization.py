@@ -9,6 +9,11 @@ The audio is a four-voice flite conversation plus the corpus's English and meeti
 * faster-whisper with the bundled ``tiny.en`` model (int8, ``cpu_threads=1``, beam 5, VAD filter) wall time.
 
     .venv/bin/python bench/diarization.py [--minutes 1 10 60] [--no-transcription] [--blas-threads 1]
+
+With ``--quality`` it instead scores accuracy on real voices, the previous diarizer (kept in ``bench/legacy/``)
+next to today's in one run: see ``bench/diarization_quality.py``.
+
+    .venv/bin/python bench/diarization.py --quality [--seeds 0 1 2 3]
 """
 
 from __future__ import annotations
@@ -102,7 +107,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     parser.add_argument("--no-transcription", action="store_true")
     parser.add_argument("--blas-threads", default="1", help="BLAS threads for the diarizer, or 'none'")
+    parser.add_argument("--quality", action="store_true", help="accuracy before/after on real voices instead")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="conversation seeds (--quality)")
     args = parser.parse_args()
+    if args.quality:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from diarization_quality import main as quality
+
+        quality(args.seeds)
+        return
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

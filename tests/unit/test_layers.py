@@ -19,6 +19,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "auricle.models": ("auricle.engine", *SHARED),
     "auricle.jobs": ("auricle.engine", "auricle.models", *SHARED),
     "auricle.streaming": ("auricle.engine", "auricle.models", *SHARED),
+    "auricle.evaluation": ("auricle.engine", "auricle.models", *SHARED),
     "auricle.api": ("auricle.engine", "auricle.models", "auricle.jobs", "auricle.streaming", *SHARED),
 }
 

@@ -1,4 +1,4 @@
-"""The ``auricle`` command: serve, worker, models, transcribe, stream, jobs, config.
+"""The ``auricle`` command: serve, worker, models, transcribe, stream, jobs, eval, config.
 
 Each command lives in its own module with a ``cmd_*`` function and a ``register`` that adds its parser;
 :func:`build_parser` puts them together and :func:`main` (the console script) runs one.
@@ -14,6 +14,7 @@ from auricle import __version__
 from auricle.cli import jobs, models, serve, stream, transcribe
 from auricle.config import Settings
 from auricle.errors import AuricleError
+from auricle.evaluation import runner as evaluation
 from auricle.logs import configure_logging
 
 __all__ = ["build_parser", "main"]
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.register(sub)
     stream.register(sub)
     jobs.register(sub)
+    evaluation.add_parser(sub)
     models.register_config(sub)
     return parser
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``auricle`` console script."""
     args = build_parser().parse_args(argv)
     settings = Settings()
-    configure_logging(settings.log_level if args.command != "transcribe" else "WARNING", settings.log_format)
+    quiet = args.command in ("transcribe", "eval")  # their output is the result: logs only for warnings
+    configure_logging("WARNING" if quiet else settings.log_level, settings.log_format)
     try:
         code: int = args.func(args, settings)
     except AuricleError as exc:
