@@ -38,6 +38,7 @@ EXPECTED = {
     "auricle jobs list": ["--status"],
     "auricle jobs watch": ["ids"],
     "auricle jobs result": ["--output", "--output-file", "-o", "id"],
+    "auricle eval": ["--diarize", "--json", "--language", "--model", "manifest"],
     "auricle config": ["--markdown"],
 }
 
