@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from auricle.api.auth import ApiKeyBackend
+from auricle.api.drain import Drainer
 from auricle.api.errors import install_error_handlers
 from auricle.api.middleware import AccessLogMiddleware, AuthMiddleware, RequestIdMiddleware, UploadLimitMiddleware
 from auricle.api.routes import asr, health, jobs, models, openai
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.jobs = queue
         app.state.streaming = hub
         app.state.model_ready = model_ready
+        app.state.drainer = Drainer(service, hub, settings.shutdown_grace_s)
 
         tasks: list[asyncio.Task[None]] = []
         # Only workers use models: an API node without local workers (every request is a job) loads none.

@@ -150,6 +150,14 @@ class Settings(BaseSettings):
     local_workers: bool = Field(True, description="Run job workers inside `auricle serve` (embedded mode).")
     job_ttl_s: float = Field(7 * 86400.0, gt=0, description="Seconds a finished job's result and audio are kept.")
     job_lease_s: float = Field(60.0, gt=0, description="Seconds a claimed job stays leased without a heartbeat.")
+    shutdown_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "Seconds `auricle serve` and `auricle worker` keep finishing running work after SIGTERM (while `/ready`"
+            " says `draining` and new work gets 503); what is still running then is re-queued."
+        ),
+    )
 
     # -- logs ------------------------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level.")

@@ -18,6 +18,7 @@ from auricle.errors import (
     AudioDecodeError,
     AuricleError,
     CancelledError,
+    DrainingError,
     InvalidRequestError,
     JobNotFoundError,
     JobStateError,
@@ -39,6 +40,7 @@ _STATUS: list[tuple[type[AuricleError], int, str]] = [
     (AudioDecodeError, 415, "invalid_audio"),
     (TooLargeError, 413, "too_large"),
     (QueueFullError, 503, "queue_full"),
+    (DrainingError, 503, "draining"),
     (NotReadyError, 503, "not_ready"),
     (JobNotFoundError, 404, "job_not_found"),
     (JobStateError, 409, "invalid_job_state"),
@@ -96,7 +98,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AuricleError)
     async def _domain(request: Request, exc: AuricleError) -> JSONResponse:
         status, code = status_for(exc)
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFullError) else None
+        retry = exc if isinstance(exc, QueueFullError | NotReadyError) else None
+        headers = {"Retry-After": str(retry.retry_after_s)} if retry is not None else None
         if isinstance(exc, NotReadyError | ModelUnavailableError) and headers is None:
             headers = {"Retry-After": "5"}
         return error_response(request, status, exc.message, code=code, param=exc.param, headers=headers)

@@ -277,6 +277,26 @@ def decide_recover(job: Job, worker: str) -> Change | None:
     return Change(replace(job, lease_until=0.0)) if _holds(job, worker) else None
 
 
+def decide_release(job: Job, worker: str) -> Change | None:
+    """Release: a worker that stops (shutdown) hands its running job back; it is queued again at the back, its
+    attempt not counted, so another worker (or the next start) runs it at once. None unless the holder."""
+    if not _holds(job, worker):
+        return None
+    if job.cancel_requested:
+        return _finished(job, "cancelled", time.time())
+    queued = replace(
+        job,
+        status="queued",
+        attempts=max(0, job.attempts - 1),
+        started_at=None,
+        lease_until=None,
+        worker=None,
+        stage=None,
+        progress=0.0,
+    )
+    return Change(queued, (StateEvent(queued.to_public()),), reset_events=True, requeue=True)
+
+
 def _holds(job: Job, worker: str) -> bool:
     return job.status == "running" and job.worker == worker
 
@@ -489,6 +509,14 @@ class JobQueue(abc.ABC):
         unless the worker holds the job."""
         now = time.time()
         return self._apply_if_present(job_id, lambda job: decide_fail(job, worker_id, now, error))[1]
+
+    def release(self, job_id: str, worker_id: str) -> bool:
+        """Hand a running job back to the queue (its worker is shutting down), so it runs again at once instead
+        of when its lease runs out. False unless the worker holds the job."""
+        job, changed = self._apply_if_present(job_id, lambda job: decide_release(job, worker_id))
+        if changed and job is not None and job.status == "queued":
+            self._queued(job_id)
+        return changed
 
     def _apply_if_present(self, job_id: str, decide: Callable[[Job], Change | None]) -> tuple[Job | None, bool]:
         try:

@@ -26,7 +26,7 @@ from auricle.config import Settings
 from auricle.engine.pipeline import PipelineEvent, PipelineStats
 from auricle.engine.runtime import Runtime
 from auricle.engine.types import TranscribeOptions, Transcript
-from auricle.errors import AuricleError, CancelledError, JobNotFoundError, QueueFullError
+from auricle.errors import AuricleError, CancelledError, DrainingError, JobNotFoundError, QueueFullError
 from auricle.jobs.base import STATES, Job, JobQueue, worker_id
 from auricle.jobs.codec import ErrorInfo, decode_error
 from auricle.jobs.events import FinishedEvent, ProgressEvent
@@ -98,6 +98,10 @@ class JobTranscriptionService:
         self._tasks: list[asyncio.Task[None]] = []
         self._saturation: tuple[float, tuple[int, int]] = (0.0, (0, settings.max_queue + settings.workers))
         self._admission = threading.Lock()
+        self._sync_jobs: set[str] = set()
+        """Ephemeral jobs a sync request waits for here."""
+        self.draining = False
+        self._give_up = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,6 +114,28 @@ class JobTranscriptionService:
             self._consumer = consumer
             await asyncio.to_thread(self.queue.register_worker, self._me, self.settings.workers)
         self._tasks.append(asyncio.create_task(self._housekeeping()))
+
+    # -- draining -------------------------------------------------------------------------------------------------
+    def begin_drain(self) -> None:
+        """Take no new work (submits raise :class:`DrainingError`); local workers finish what runs and still take
+        the jobs of sync requests waiting here, but no other."""
+        self.draining = True
+        if self._consumer is not None:
+            self._consumer.drain(only=lambda: list(self._sync_jobs))
+
+    @property
+    def busy(self) -> int:
+        """Sync requests waiting here plus jobs running on local workers: what a drain waits for."""
+        return len(self._sync_jobs) + (self._consumer.running if self._consumer is not None else 0)
+
+    async def end_drain(self) -> None:
+        """The grace time is over: sync requests still waiting get :class:`DrainingError` (their jobs are
+        deleted), and running jobs are interrupted and handed back to the queue."""
+        self._give_up.set()
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.stop, 10.0)
+            self._consumer = None
+            await asyncio.to_thread(self.queue.unregister_worker, self._me)
 
     async def close(self) -> None:
         """Stop housekeeping and local workers (running jobs are left to run again) and release the queue."""
@@ -192,6 +218,10 @@ class JobTranscriptionService:
         """
         # Check and enqueue under one lock, or concurrent submits would all see the same free room.
         with self._admission:
+            if self.draining:
+                for path, _ in files:
+                    path.unlink(missing_ok=True)
+                raise DrainingError("the server is shutting down; retry on another instance", retry_after_s=5)
             queued = self.queue.counts().get("queued", 0)
             if queued + len(files) > self._room:
                 for path, _ in files:
@@ -226,8 +256,11 @@ class JobTranscriptionService:
             self.submit, [(audio_path, audio_path.name)], options, ephemeral=True, job_kind=job_kind
         )
         cursor: str | None = None
+        self._sync_jobs.add(job.id)
         try:
             while True:
+                if self._give_up.is_set():
+                    raise DrainingError("the server is shutting down; retry on another instance", retry_after_s=5)
                 events, cursor = await asyncio.to_thread(self.queue.read_events, job.id, cursor, 0.5)
                 for event in events:
                     if isinstance(event, FinishedEvent):
@@ -242,6 +275,7 @@ class JobTranscriptionService:
                 if disconnected is not None and disconnected():
                     raise CancelledError("client went away")
         finally:
+            self._sync_jobs.discard(job.id)
             # Deleting also stops a running job: its worker's next heartbeat finds it gone.
             with contextlib.suppress(JobNotFoundError, AuricleError, OSError):
                 self.queue.delete(job.id)

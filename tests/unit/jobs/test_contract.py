@@ -246,6 +246,30 @@ def test_retry_goes_to_the_back_of_the_queue_with_the_lease_cleared(job_queue: J
     assert [j.id for j in job_queue.list()] == [third, second, first]
 
 
+def test_release_by_a_stopping_worker_queues_the_job_again_at_once(job_queue: JobQueue, audio: Audio) -> None:
+    # Given a job running on a worker that shuts down, and a job queued after it
+    first = submit(job_queue, audio)
+    job_queue.claim("w", 30, job_id=first)
+    second = submit(job_queue, audio)
+    # When another worker tries to release it, nothing changes; when its holder does,
+    assert not job_queue.release(first, "other")
+    assert job_queue.get(first).status == "running"
+    assert job_queue.release(first, "w")
+    # then it is queued with its lease cleared (not running until the lease runs out), the attempt not counted,
+    job = job_queue.get(first)
+    assert job.status == "queued" and job.lease_until is None and job.worker is None and job.attempts == 0
+    # and it runs again after the job that was waiting; the old holder can no longer complete it.
+    order = [job_queue.claim(f"w{i}", 30).job for i in range(2)]
+    assert [j.id if j else None for j in order] == [second, first]
+    assert not job_queue.complete(first, "w", RESULT, {})
+    # A release after a cancel request ends the job cancelled.
+    third = submit(job_queue, audio)
+    job_queue.claim("w", 30, job_id=third)
+    job_queue.cancel(third)
+    assert job_queue.release(third, "w")
+    assert job_queue.get(third).status == "cancelled"
+
+
 def test_duplicate_completion_is_refused(job_queue: JobQueue, audio: Audio) -> None:
     # Given a job completed by its worker
     job_id = submit(job_queue, audio)
