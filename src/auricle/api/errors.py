@@ -92,6 +92,16 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    """The errors of an unreachable job store (Redis down): 503 with Retry-After, not 500."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis comes with dramatiq[redis]
+        return ()
+    return (RedisConnectionError, RedisTimeoutError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers for domain errors, validation errors, HTTP errors and anything unexpected."""
 
@@ -134,7 +144,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    for unavailable in _store_errors():
+
+        @app.exception_handler(unavailable)
+        async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+            logger.warning("the job store is unreachable on %s: %s", request.url.path, type(exc).__name__)
+            message = "the job store is unreachable; retry later"
+            return error_response(request, 503, message, code="unavailable", headers={"Retry-After": "5"})
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s", request.url.path)
-        return error_response(request, 500, "internal server error", code="internal_error")
+        # Connection: close, because uvicorn closes the connection after an unhandled error: a pooled client
+        # must not send its next request on it.
+        return error_response(
+            request, 500, "internal server error", code="internal_error", headers={"Connection": "close"}
+        )

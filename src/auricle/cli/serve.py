@@ -40,6 +40,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # X-Forwarded-For is believed only from configured proxies (uvicorn would trust loopback by default, so a
+        # local client could pick any address for the limits and the lock-out).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         # The drain has already let work finish: what is left when uvicorn stops is idle connections.
         timeout_graceful_shutdown=5,
         # A little above the frame limit, so an oversized frame gets INVALID_MESSAGE rather than a bare close.

@@ -534,6 +534,12 @@ class JobQueue(abc.ABC):
         """Block up to ``timeout`` seconds or until a job may be claimable (local workers poll with this)."""
         time.sleep(timeout)
 
+    def drop_orphaned_sync_jobs(self) -> int:
+        """Delete the ephemeral (sync request) jobs of a previous run of this process, whose clients are gone with
+        it, so they neither run again nor stay until the TTL. Returns how many; a store shared by several API
+        processes (Redis) cannot tell whose they are and returns 0."""
+        return 0
+
     def recover(self) -> int:
         """Make the running jobs of this host's dead processes claimable now (instead of when their leases run
         out). Returns how many; backends that cannot tell a dead process (or need not) return 0."""

@@ -30,7 +30,7 @@ from auricle.errors import AuricleError, CancelledError, DrainingError, JobNotFo
 from auricle.jobs.base import STATES, Job, JobQueue, worker_id
 from auricle.jobs.codec import ErrorInfo, decode_error
 from auricle.jobs.events import FinishedEvent, ProgressEvent
-from auricle.jobs.worker import Consumer, JobRunner, LocalWorkerPool
+from auricle.jobs.worker import Consumer, JobRunner, LocalWorkerPool, sweep_work_dir
 
 __all__ = [
     "ConsumerFactory",
@@ -102,10 +102,14 @@ class JobTranscriptionService:
         """Ephemeral jobs a sync request waits for here."""
         self.draining = False
         self._give_up = threading.Event()
+        self.store_ok = True
+        """False while the job store (Redis) did not answer the last look at it (``/ready`` is then not ready)."""
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start local workers (unless ``local_workers`` is off) and the housekeeping loop."""
+        # Before any worker starts: sync jobs of a crashed predecessor have no client left to answer.
+        await asyncio.to_thread(self.queue.drop_orphaned_sync_jobs)
         if self.settings.local_workers and self.runtime is not None:
             work_dir = self.settings.spool_dir / "work"
             runner = JobRunner(self.queue, self.runtime, lease_s=self.settings.job_lease_s, work_dir=work_dir)
@@ -164,6 +168,8 @@ class JobTranscriptionService:
         """Expire finished jobs past their TTL and delete orphaned spool files. Returns (jobs, files) removed."""
         jobs = self.queue.sweep()
         files = self.queue.sweep_orphans(min_age_s=self.orphan_age_s)
+        # Temporary audio of workers killed mid-job (any worker on this host), not only when that worker returns.
+        files += sweep_work_dir(self.queue, self.settings.spool_dir / "work")
         if jobs or files:
             logger.info("housekeeping removed %s expired jobs and %s orphaned spool files", jobs, files)
         return jobs, files
@@ -192,9 +198,12 @@ class JobTranscriptionService:
         if time.monotonic() - at > 1.0:
             try:
                 value = (self.queue.counts().get("queued", 0), self._room)
-            except Exception:
-                logger.exception("reading the queue depth failed")
+            except Exception as exc:
+                if self.store_ok:
+                    logger.warning("the job store is unreachable: %s", type(exc).__name__)
+                self.store_ok = False
                 return value
+            self.store_ok = True
             self._saturation = (time.monotonic(), value)
         return value
 
@@ -227,15 +236,21 @@ class JobTranscriptionService:
                 for path, _ in files:
                     path.unlink(missing_ok=True)
                 raise QueueFullError(
-                    f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later"
+                    f"the job queue is full: {queued} job(s) wait and at most {self._room} may; retry later"
                 )
             stored = options.to_dict()
             if job_kind != "transcribe":
                 stored["kind"] = job_kind
-            jobs = [
-                self.queue.enqueue(path, filename=name, options=stored, session=session, ephemeral=ephemeral)
-                for path, name in files
-            ]
+            try:
+                jobs = [
+                    self.queue.enqueue(path, filename=name, options=stored, session=session, ephemeral=ephemeral)
+                    for path, name in files
+                ]
+            except BaseException:
+                # The store is unreachable (or failed): uploads not taken into it go now, not at the 6 h sweep.
+                for path, _ in files:
+                    path.unlink(missing_ok=True)
+                raise
         self._saturation = (0.0, self._saturation[1])
         return jobs
 

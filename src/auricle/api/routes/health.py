@@ -55,6 +55,8 @@ async def ready(
     """
     pending, capacity = service.saturation()
     reasons = ["draining"] if service.draining else []
+    if not service.store_ok:
+        reasons.append("job store unreachable")
     if settings.local_workers and not runtime.models.is_loaded(None):
         reasons.append("model not loaded" if model_ready.is_set() else "loading the default model")
     if pending >= capacity:
