@@ -224,30 +224,29 @@ class JobTranscriptionService:
             QueueFullError: fewer than ``len(files)`` places are free in the queue (nothing is enqueued then,
                 and the spooled files are deleted). Room is ``max_queue`` plus one per worker: a job
                 taken at once by an idle worker is queued only for a moment.
+            DrainingError: the server is shutting down (the files are deleted).
+
+        Any other error (the store is unreachable) also deletes the files not yet taken into the store.
         """
         # Check and enqueue under one lock, or concurrent submits would all see the same free room.
         with self._admission:
-            if self.draining:
-                for path, _ in files:
-                    path.unlink(missing_ok=True)
-                raise DrainingError("the server is shutting down; retry on another instance", retry_after_s=5)
-            queued = self.queue.counts().get("queued", 0)
-            if queued + len(files) > self._room:
-                for path, _ in files:
-                    path.unlink(missing_ok=True)
-                raise QueueFullError(
-                    f"the job queue is full: {queued} job(s) wait and at most {self._room} may; retry later"
-                )
-            stored = options.to_dict()
-            if job_kind != "transcribe":
-                stored["kind"] = job_kind
             try:
+                if self.draining:
+                    raise DrainingError("the server is shutting down; retry on another instance", retry_after_s=5)
+                queued = self.queue.counts().get("queued", 0)
+                if queued + len(files) > self._room:
+                    raise QueueFullError(
+                        f"the job queue is full: {queued} job(s) wait and at most {self._room} may; retry later"
+                    )
+                stored = options.to_dict()
+                if job_kind != "transcribe":
+                    stored["kind"] = job_kind
                 jobs = [
                     self.queue.enqueue(path, filename=name, options=stored, session=session, ephemeral=ephemeral)
                     for path, name in files
                 ]
             except BaseException:
-                # The store is unreachable (or failed): uploads not taken into it go now, not at the 6 h sweep.
+                # Refused, or the store is unreachable: uploads not taken into it go now, not at the 6 h sweep.
                 for path, _ in files:
                     path.unlink(missing_ok=True)
                 raise

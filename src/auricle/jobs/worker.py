@@ -314,7 +314,10 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     runtime.preload(list(dict.fromkeys([settings.default_model, *settings.preload_models])))
     runner = JobRunner(queue, runtime, lease_s=settings.job_lease_s, work_dir=settings.spool_dir / "work")
     me = worker_id("worker")
-    queue.register_worker(me, settings.workers)
+    try:
+        queue.register_worker(me, settings.workers)
+    except Exception as exc:  # Redis down at start: the loop below announces the worker once it is back
+        logger.warning("worker %s: Redis is unreachable (%s); waiting for it", me, type(exc).__name__)
     consumer = DramatiqConsumer(transport, queue, runner, threads=settings.workers, lease_s=settings.job_lease_s)
     consumer.start()
     metrics.WORKERS.set(settings.workers)
@@ -327,8 +330,8 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
                 if time.monotonic() - last_sweep > 60:
                     last_sweep = time.monotonic()
                     sweep_work_dir(queue, runner.work_dir)
-            except Exception:
-                logger.exception("worker %s: housekeeping failed", me)
+            except Exception as exc:
+                logger.warning("worker %s: housekeeping failed: %s", me, type(exc).__name__)
     finally:
         # Drain: take no new job, let running ones finish within the grace time, then hand back the rest.
         logger.info("worker %s: draining (%d running, grace %.0fs)", me, consumer.running, settings.shutdown_grace_s)
@@ -338,5 +341,8 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
             pass
         logger.info("worker %s: stopping (%d job(s) still running are handed back)", me, consumer.running)
         consumer.stop(timeout=10.0)
-        queue.unregister_worker(me)
+        try:
+            queue.unregister_worker(me)
+        except Exception as exc:  # Redis down: the registration expires on its own
+            logger.warning("worker %s: could not unregister: %s", me, type(exc).__name__)
         queue.close()

@@ -202,6 +202,23 @@ def test_sqlite_recovers_the_jobs_of_a_dead_process_at_once(tmp_path: Path, audi
     assert queue.get(live).status == "running"
 
 
+def test_sqlite_drops_the_sync_jobs_of_a_previous_run(tmp_path: Path, audio: Audio) -> None:
+    # Given a server that died with sync requests queued, running and finished, and a background job
+    queue = SqliteJobQueue(tmp_path / "jobs.sqlite3", tmp_path / "spool")
+    waiting, running, done = (submit(queue, audio, ephemeral=True) for _ in range(3))
+    background = submit(queue, audio)
+    queue.claim("dead", 3600, job_id=running)
+    queue.claim("dead", 3600, job_id=done)
+    queue.complete(done, "dead", RESULT, {})
+    # When the next server starts, its sync jobs are dropped with their audio (no client waits for them)
+    assert queue.drop_orphaned_sync_jobs() == 3
+    for job_id in (waiting, running, done):
+        assert not queue.exists(job_id)
+    # Then only the background job is left to run, and no sync job file stays in the spool
+    assert queue.claim("new", 30).job.id == background  # type: ignore[union-attr]
+    assert [p.name for p in (tmp_path / "spool").iterdir()] == [Path(queue.get(background).audio_path or "").name]
+
+
 def test_fail_then_retry(job_queue: JobQueue, audio: Audio) -> None:
     job_id = submit(job_queue, audio)
     with pytest.raises(JobStateError, match=f"^job {job_id} is queued; it cannot be retried$"):
