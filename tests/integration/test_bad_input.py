@@ -183,7 +183,12 @@ def test_generated_bad_http_requests_never_get_5xx_or_a_dropped_connection(serve
         audio=AUDIO,
         body_kind=st.sampled_from(["multipart", "multipart", "json", "raw", "none"]),
         header=st.sampled_from(
-            [{}, {"X-Request-ID": "<script>" + "x" * 500 + "; forged=1"}, {"Range": "bytes=999999-"}, {"Content-Type": "text/plain"}]
+            [
+                {},
+                {"X-Request-ID": "<script>" + "x" * 500 + "; forged=1"},
+                {"Range": "bytes=999999-"},
+                {"Content-Type": "text/plain"},
+            ]
         ),
     )
     def case(route, path_text, query, form, file_field, filename, audio, body_kind, header) -> None:
