@@ -89,6 +89,31 @@ class Stream(threading.Thread):
         self.close_code = ws.close_code
 
 
+class RealtimeStream(Stream):
+    """A ``/v1/realtime`` transcription session that appends audio and never commits: only the server ends it."""
+
+    async def _run(self) -> None:
+        import base64
+
+        # 24 kHz PCM, the Realtime API's default input format.
+        at_24k = np.interp(np.arange(0, len(self.samples), 2 / 3), np.arange(len(self.samples)), self.samples)
+        pcm = (np.clip(at_24k, -1, 1) * 32767).astype("<i2").tobytes()
+        url = self.ws_url.replace("/transcribe", "/v1/realtime?intent=transcription")
+        async with websockets.connect(url, max_size=None) as ws:
+            for i in range(0, len(pcm), 4800):
+                event = {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[i : i + 4800]).decode()}
+                await ws.send(json.dumps(event))
+            try:
+                async for raw in ws:
+                    self.messages.append(json.loads(raw))
+                    # Ready once the server has heard speech: an item is open, not yet committed.
+                    if self.messages[-1]["type"] == "input_audio_buffer.speech_started":
+                        self.sent.set()
+            except websockets.ConnectionClosed:
+                pass
+        self.close_code = ws.close_code
+
+
 def _metric(server: Server, name: str) -> float:
     for line in httpx.get(server.url + "/metrics", timeout=5).text.splitlines():
         if line.startswith(name + " "):
@@ -135,7 +160,9 @@ def test_sigterm_drains_serve_finishing_work_and_requeueing_the_rest(tmp_path: P
         _wait(lambda: _metric(server, "auricle_transcriptions_waiting") >= 1, 30, "the second request to wait")
         stream = Stream(server.ws_url, decode(JFK).samples[: 16000 * 8])
         stream.start()
-        assert stream.sent.wait(30)
+        realtime = RealtimeStream(server.ws_url, decode(JFK).samples[: 16000 * 8])
+        realtime.start()
+        assert stream.sent.wait(30) and realtime.sent.wait(30)
         time.sleep(0.5)
 
         # When the server gets SIGTERM,
@@ -172,6 +199,13 @@ def test_sigterm_drains_serve_finishing_work_and_requeueing_the_rest(tmp_path: P
         assert kinds[-2:] == ["speech.phrase", "speech.checkpoint"], kinds
         assert "country" in normalise(stream.messages[-1]["payload"]["full_transcript"])
         assert stream.close_code == 1001
+        # and so does a Realtime session: what it sent is transcribed, then 1001.
+        realtime.join(60)
+        completed = [
+            m for m in realtime.messages if m["type"] == "conversation.item.input_audio_transcription.completed"
+        ]
+        assert completed and "country" in normalise(" ".join(m["transcript"] for m in completed)), realtime.messages
+        assert realtime.close_code == 1001
 
         # and the process exits 0, with the background job (which no client waits for) still queued.
         assert server.process.wait(60) == 0, server.log.read_text()[-3000:]
