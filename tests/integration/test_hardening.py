@@ -83,6 +83,11 @@ def test_upload_names_cannot_inject_headers_and_uploads_are_never_served_as_page
         assert not audio.headers["content-type"].startswith(("text/", "image/svg"))
         assert audio.headers["content-disposition"].startswith("attachment")
         assert audio.headers["x-content-type-options"] == "nosniff"
+        # A range past the end is a 416 that says why (and a satisfiable one still works).
+        past = client.get(f"/v1/jobs/{html}/audio", headers={"Range": "bytes=99999-"})
+        assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(page)}"
+        assert "past the end" in past.json()["error"]["message"]
+        assert client.get(f"/v1/jobs/{html}/audio", headers={"Range": "bytes=0-5"}).content == page[:6]
         assert "default-src 'self'" in client.get("/").headers["content-security-policy"]
 
 

@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 
 from auricle.api._headers import content_disposition, safe_filename
 from auricle.api.deps import AuthDep, JobServiceDep, QueueDep, RegistryDep, SettingsDep
+from auricle.api.errors import error_response
 from auricle.api.params import merged_params, options_from_params
 from auricle.api.uploads import save_upload
 from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render
@@ -180,7 +181,7 @@ async def job_events(request: Request, queue: QueueDep, job_id: str) -> Streamin
 
 
 @router.get("/{job_id}/audio", summary="The job's audio (supports HTTP Range)")
-async def job_audio(queue: QueueDep, job_id: str) -> FileResponse:
+async def job_audio(request: Request, queue: QueueDep, job_id: str) -> Response:
     """The uploaded file as sent, for playback next to the transcript.
 
     Served as a download (``attachment``, ``nosniff``) with an audio or video type only: an uploaded ``page.html``
@@ -191,7 +192,23 @@ async def job_audio(queue: QueueDep, job_id: str) -> FileResponse:
     guessed = mimetypes.guess_type(safe_filename(job.filename, path.name))[0] or ""
     media_type = guessed if guessed.startswith(("audio/", "video/")) else "application/octet-stream"
     headers = {"Content-Disposition": content_disposition("attachment", job.filename, path.name)}
+    size = (await _run(path.stat)).st_size
+    if _range_starts_past(request.headers.get("range"), size):
+        # Starlette would answer 416 with an empty body: say why, in the API's error shape.
+        message = f"the requested range starts past the end of the {size}-byte file"
+        return error_response(
+            request, 416, message, code="range_not_satisfiable", headers={"Content-Range": f"bytes */{size}"}
+        )
     return FileResponse(path, media_type=media_type, headers=headers)
+
+
+def _range_starts_past(header: str | None, size: int) -> bool:
+    """Whether a ``Range: bytes=…`` header asks only for ranges that start at or past the end of the file."""
+    if not header or not header.strip().lower().startswith("bytes="):
+        return False
+    starts = [part.split("-", 1)[0].strip() for part in header.split("=", 1)[1].split(",")]
+    digits = [int(start) for start in starts if start.isascii() and start.isdigit()]
+    return bool(digits) and len(digits) == len(starts) and min(digits) >= size
 
 
 @router.post("/{job_id}/retry", status_code=202, summary="Run a failed or cancelled job again")
