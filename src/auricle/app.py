@@ -18,8 +18,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from auricle.api.auth import ApiKeyBackend
+from auricle.api.drain import Drainer
 from auricle.api.errors import install_error_handlers
 from auricle.api.middleware import AccessLogMiddleware, AuthMiddleware, RequestIdMiddleware, UploadLimitMiddleware
+from auricle.api.ratelimit import RateLimiter, RateLimitMiddleware
 from auricle.api.routes import asr, health, jobs, models, openai
 from auricle.config import Settings
 from auricle.engine.runtime import Runtime
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.jobs = queue
         app.state.streaming = hub
         app.state.model_ready = model_ready
+        app.state.drainer = Drainer(service, hub, settings.shutdown_grace_s)
 
         tasks: list[asyncio.Task[None]] = []
         # Only workers use models: an API node without local workers (every request is a job) loads none.
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     # add_middleware puts each new one outside the previous: innermost first.
     app.add_middleware(UploadLimitMiddleware, max_upload_mb=settings.max_upload_mb)
+    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings))
     app.add_middleware(AuthMiddleware, backend=ApiKeyBackend(settings))
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)

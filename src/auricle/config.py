@@ -127,6 +127,22 @@ class Settings(BaseSettings):
     protect_metrics: bool = Field(True, description="Require an API key for /metrics when keys are configured.")
     auth_fail_limit: int = Field(10, ge=1, description="Failed auth attempts from one address before 429.")
     auth_fail_window_s: float = Field(60.0, gt=0, description="Window (and lock-out time) for failed auth attempts.")
+    rate_limit_per_key: float = Field(
+        0.0, ge=0, description="Requests per second each API key may make to the APIs (429 beyond; 0: no limit)."
+    )
+    rate_limit_per_address: float = Field(
+        0.0,
+        ge=0,
+        description="Requests per second each client address may make to the APIs without a key (0: no limit).",
+    )
+    rate_limit_burst: int = Field(20, ge=1, description="Requests a key or address may make at once above its rate.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks of reverse proxies whose `X-Forwarded-For`/`-Proto` are believed (default none:"
+            " the peer address counts for limits and logs)."
+        ),
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins (default none)."
     )
@@ -150,6 +166,14 @@ class Settings(BaseSettings):
     local_workers: bool = Field(True, description="Run job workers inside `auricle serve` (embedded mode).")
     job_ttl_s: float = Field(7 * 86400.0, gt=0, description="Seconds a finished job's result and audio are kept.")
     job_lease_s: float = Field(60.0, gt=0, description="Seconds a claimed job stays leased without a heartbeat.")
+    shutdown_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "Seconds `auricle serve` and `auricle worker` keep finishing running work after SIGTERM (while `/ready`"
+            " says `draining` and new work gets 503); what is still running then is re-queued."
+        ),
+    )
     max_beam_size: int = Field(10, ge=1, le=20, description="Largest `beam_size` a request may ask for (400 beyond).")
 
     # -- webhooks and URLs ---------------------------------------------------------------------------
@@ -181,7 +205,7 @@ class Settings(BaseSettings):
 
     streaming: StreamingSettings = Field(default_factory=StreamingSettings, description="WebSocket streaming limits.")
 
-    @field_validator("preload_models", "api_keys", "cors_origins", mode="before")
+    @field_validator("preload_models", "api_keys", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         """Accept a comma-separated string or a JSON array for list settings."""

@@ -13,6 +13,7 @@
     │   └── ModelUnavailableError  known but not present offline (503)
     ├── QueueFullError             no room to wait (503 with Retry-After)
     ├── NotReadyError              not ready to serve (503)
+    │   └── DrainingError          shutting down: no new work taken (503 with Retry-After)
     ├── JobNotFoundError           unknown job id (404)
     ├── JobStateError              action not allowed in the job's state (409)
     └── CancelledError             work was cancelled
@@ -24,6 +25,7 @@ __all__ = [
     "AudioDecodeError",
     "AuricleError",
     "CancelledError",
+    "DrainingError",
     "InvalidRequestError",
     "JobNotFoundError",
     "JobStateError",
@@ -95,6 +97,14 @@ class QueueFullError(AuricleError):
 
 class NotReadyError(AuricleError):
     """Raised when the server cannot serve yet (model loading, queue unreachable)."""
+
+    def __init__(self, message: str, *, param: str | None = None, retry_after_s: int = 5) -> None:
+        super().__init__(message, param=param)
+        self.retry_after_s = retry_after_s
+
+
+class DrainingError(NotReadyError):
+    """Raised when new work arrives while the server drains before it stops (SIGTERM)."""
 
 
 class JobNotFoundError(AuricleError):

@@ -214,7 +214,7 @@ def test_upload_follow_play_download_and_reload(ui: Page):
     word = words.filter(has_text=re.compile("country", re.I)).first
     start = float(word.get_attribute("data-start"))
     assert start > 3
-    page.wait_for_function("document.querySelector('#player').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('#player').readyState >= 1")
     word.click()
     page.wait_for_function(
         "([lo, hi]) => { const t = document.querySelector('#player').currentTime; return t >= lo && t < hi; }",
@@ -305,7 +305,7 @@ def test_live_microphone_confirms_words(ui: Page):
     sync_api.expect(page.locator("#live-state")).to_have_text("listening", timeout=20_000)
 
     # Then confirmed (black) text with words of the clip appears
-    page.wait_for_function("/country/i.test(document.querySelector('#live-final').textContent)", timeout=60_000)
+    page.wait_for_function("() => /country/i.test(document.querySelector('#live-final').textContent)", timeout=60_000)
     color = page.eval_on_selector("#live-final", "el => getComputedStyle(el).color")
     hypothesis = page.eval_on_selector("#live-hypothesis", "el => getComputedStyle(el).color")
     assert color != hypothesis
@@ -386,7 +386,7 @@ def test_api_key_is_asked_for_kept_and_sent(browser, shots: Path, tmp_path: Path
         page.set_input_files("#file-input", str(JFK))
         sync_api.expect(job_item(page, "jfk.flac").locator(".badge")).to_have_text("Done", timeout=90_000)
         sync_api.expect(page.locator("#segments .word").first).to_be_visible()
-        page.wait_for_function("document.querySelector('#player').src.startsWith('blob:')")
+        page.wait_for_function("() => document.querySelector('#player').src.startsWith('blob:')")
 
         # And the key survives a reload
         page.reload()
@@ -397,7 +397,9 @@ def test_api_key_is_asked_for_kept_and_sent(browser, shots: Path, tmp_path: Path
         page.select_option("#live-language", "en")
         page.get_by_role("button", name="Start microphone").click()
         sync_api.expect(page.locator("#live-state")).to_have_text("listening", timeout=20_000)
-        page.wait_for_function("/americans/i.test(document.querySelector('#live-final').textContent)", timeout=60_000)
+        page.wait_for_function(
+            "() => /americans/i.test(document.querySelector('#live-final').textContent)", timeout=60_000
+        )
         page.get_by_role("button", name="Stop").click()
         sync_api.expect(page.locator("#live-state")).to_have_text("done", timeout=60_000)
         assert ui.unexpected_errors() == [], "\n".join(ui.errors)
@@ -441,3 +443,25 @@ def test_keyboard_only_focus_and_labels(ui: Page):
     assert page.evaluate("getComputedStyle(document.querySelector('label[for=file-input]')).outlineStyle") == "solid"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "record-button"
+
+
+def test_an_uploaded_html_page_is_downloaded_never_rendered(browser, server):
+    import contextlib
+
+    import httpx
+
+    # Given an HTML page with a script uploaded as a job's "audio"
+    html = b"<html><head><title>upload</title></head><body><script>document.title = 'pwned'</script></body></html>"
+    answer = httpx.post(server.url + "/v1/jobs", files={"file": ("page.html", html, "text/html")}, timeout=30)
+    job_id = answer.json()["jobs"][0]["id"]
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    try:
+        # When the browser opens its audio URL, then it is downloaded, byte for byte, and no script ran
+        # (Chromium ends the navigation with "Download is starting": that error is the expected outcome.)
+        with page.expect_download() as info, contextlib.suppress(sync_api.Error):
+            page.goto(server.url + f"/v1/jobs/{job_id}/audio")
+        assert Path(info.value.path()).read_bytes() == html
+        assert page.title() != "pwned"
+    finally:
+        context.close()

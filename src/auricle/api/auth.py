@@ -124,28 +124,35 @@ class ApiKeyBackend:
         return bool(self._keys)
 
     def authenticate(self, scope: Scope) -> Caller | AuthFailure:
-        """Decide about one ``http`` or ``websocket`` connection, counting a failure against its address."""
+        """Decide about one ``http`` or ``websocket`` connection, counting a wrong key against its address.
+
+        A correct key is always let in, even from an address that is locked out (many users may share it behind
+        a NAT or proxy); only wrong keys are counted and refused with 429 during the lock-out. A request with no
+        key at all (a first try, a CORS preflight) gets 401 and is not counted.
+        """
         client = scope.get("client")
         address = str(client[0]) if client else "unknown"
         if not self.enabled or not needs_key(scope["path"], protect_metrics=self._protect_metrics):
             return Caller(address)
-        if self.locked_out(address):
+        presented = credentials(scope.get("headers") or [], scope.get("subprotocols") or [])
+        key = self.match(presented)
+        if key is not None:
+            return Caller(address, key)
+        if presented is not None and self.locked_out(address):
             return AuthFailure(
                 429,
                 "rate_limited",
                 "too many failed authentication attempts; try again later",
                 {"Retry-After": str(int(self._window))},
             )
-        key = self.match(credentials(scope.get("headers") or [], scope.get("subprotocols") or []))
-        if key is None:
+        if presented is not None:
             self.record_failure(address)
-            return AuthFailure(
-                401,
-                "invalid_api_key",
-                "a valid API key is required: send 'Authorization: Bearer <key>'",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        return Caller(address, key)
+        return AuthFailure(
+            401,
+            "invalid_api_key",
+            "a valid API key is required: send 'Authorization: Bearer <key>'",
+            {"WWW-Authenticate": "Bearer"},
+        )
 
     def match(self, token: str | None) -> int | None:
         """The 1-based index of the key ``token`` equals, or None."""

@@ -18,6 +18,7 @@ from auricle.errors import (
     AudioDecodeError,
     AuricleError,
     CancelledError,
+    DrainingError,
     InvalidRequestError,
     JobNotFoundError,
     JobStateError,
@@ -39,6 +40,7 @@ _STATUS: list[tuple[type[AuricleError], int, str]] = [
     (AudioDecodeError, 415, "invalid_audio"),
     (TooLargeError, 413, "too_large"),
     (QueueFullError, 503, "queue_full"),
+    (DrainingError, 503, "draining"),
     (NotReadyError, 503, "not_ready"),
     (JobNotFoundError, 404, "job_not_found"),
     (JobStateError, 409, "invalid_job_state"),
@@ -90,13 +92,24 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    """The errors of an unreachable job store (Redis down): 503 with Retry-After, not 500."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis comes with dramatiq[redis]
+        return ()
+    return (RedisConnectionError, RedisTimeoutError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers for domain errors, validation errors, HTTP errors and anything unexpected."""
 
     @app.exception_handler(AuricleError)
     async def _domain(request: Request, exc: AuricleError) -> JSONResponse:
         status, code = status_for(exc)
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFullError) else None
+        retry = exc if isinstance(exc, QueueFullError | NotReadyError) else None
+        headers = {"Retry-After": str(retry.retry_after_s)} if retry is not None else None
         if isinstance(exc, NotReadyError | ModelUnavailableError) and headers is None:
             headers = {"Retry-After": "5"}
         return error_response(request, status, exc.message, code=code, param=exc.param, headers=headers)
@@ -131,7 +144,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    for unavailable in _store_errors():
+
+        @app.exception_handler(unavailable)
+        async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+            logger.warning("the job store is unreachable on %s: %s", request.url.path, type(exc).__name__)
+            message = "the job store is unreachable; retry later"
+            return error_response(request, 503, message, code="unavailable", headers={"Retry-After": "5"})
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s", request.url.path)
-        return error_response(request, 500, "internal server error", code="internal_error")
+        # Connection: close, because uvicorn closes the connection after an unhandled error: a pooled client
+        # must not send its next request on it.
+        return error_response(
+            request, 500, "internal server error", code="internal_error", headers={"Connection": "close"}
+        )

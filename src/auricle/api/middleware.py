@@ -28,6 +28,12 @@ __all__ = ["AccessLogMiddleware", "AuthMiddleware", "RequestIdMiddleware", "Uplo
 logger = logging.getLogger("auricle.access")
 
 _MAX_REQUEST_ID = 64
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+_UI_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self' ws: wss:; worker-src 'self' blob:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -47,12 +53,19 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = (_header(scope, b"x-request-id") or "")[:_MAX_REQUEST_ID] or uuid.uuid4().hex[:16]
+        # Only a plain token from the client: it goes into every log line and back into a response header.
+        offered = "".join(ch for ch in (_header(scope, b"x-request-id") or "")[:_MAX_REQUEST_ID] if ch in _ID_CHARS)
+        request_id = offered or uuid.uuid4().hex[:16]
         token = REQUEST_ID.set(request_id)
+
+        # nosniff everywhere: nothing served here is to be guessed into HTML; the web UI also gets a strict CSP.
+        extra = [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff")]
+        if not scope["path"].startswith(API_PREFIXES) and scope["path"] not in ("/health", "/ready", "/docs"):
+            extra.append((b"content-security-policy", _UI_CSP.encode()))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:

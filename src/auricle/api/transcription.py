@@ -22,7 +22,8 @@ __all__ = ["pcm_to_wav", "stream_request", "transcribe_request", "watch_disconne
 
 def pcm_to_wav(raw_path: Path) -> Path:
     """Wrap a raw s16le 16 kHz mono file (``/asr?encode=false``) in a WAV header so the normal decoder reads it."""
-    wav_path = raw_path.with_suffix(".wav")
+    # A new name, never the input's own: an upload named ``x.wav`` must not be overwritten while it is read.
+    wav_path = raw_path.with_name(raw_path.stem + ".pcm.wav")
     with open(raw_path, "rb") as src, wave.open(str(wav_path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)

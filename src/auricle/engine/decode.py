@@ -20,6 +20,11 @@ __all__ = ["decode", "decode_pcm_s16le"]
 
 logger = logging.getLogger(__name__)
 
+BYTES_PER_SECOND = 40.0
+"""Least input bytes per second of decoded audio (320 bit/s, below any speech codec's bitrate)."""
+MIN_BOUND_S = 60.0
+"""Audio any file may decode to, whatever its size."""
+
 
 class _Growing:
     """A float32 buffer of shape (channels, n) that doubles its capacity as samples arrive."""
@@ -80,6 +85,10 @@ def decode(
         estimate = int((float(duration * time_base) if duration and time_base else 60.0) * SAMPLE_RATE)
         buffer = _Growing(2 if stereo else 1, estimate + SAMPLE_RATE)
         limit = int(max_seconds * SAMPLE_RATE) if max_seconds else None
+        # Bounded by the input's size too: a tiny file whose header claims 1 Hz would decode to hours of audio
+        # (seconds of work and gigabytes). No real codec needs fewer than BYTES_PER_SECOND bytes per second.
+        size = _size(source)
+        by_size = int(max(MIN_BOUND_S, size / BYTES_PER_SECOND) * SAMPLE_RATE) if size is not None else None
         try:
             for frame in container.decode(stream):
                 frame.pts = None  # let the resampler keep its own clock (avoids gaps on broken timestamps)
@@ -87,6 +96,8 @@ def decode(
                     buffer.append(_planes(out, stereo))
                 if limit is not None and buffer.size > limit:
                     raise TooLargeError(f"audio is longer than the limit of {max_seconds:.0f} seconds", param="file")
+                if by_size is not None and buffer.size > by_size:
+                    raise AudioDecodeError("the audio is far longer than its file size allows (a malformed header?)")
             for out in resampler.resample(None):
                 buffer.append(_planes(out, stereo))
         except (av.FFmpegError, ValueError) as exc:
@@ -99,6 +110,18 @@ def decode(
     if stereo:
         return Audio(samples=data.mean(axis=0).astype(np.float32), channels=data)
     return Audio(samples=data[0])
+
+
+def _size(source: str | Path | BinaryIO) -> int | None:
+    try:
+        if isinstance(source, str | Path):
+            return Path(source).stat().st_size
+        position = source.tell()
+        end = source.seek(0, 2)
+        source.seek(position)
+        return int(end)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _planes(frame: av.AudioFrame, stereo: bool) -> np.ndarray:
@@ -119,7 +142,10 @@ def decode_pcm_s16le(data: bytes, *, max_seconds: float | None = None) -> Audio:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if "Invalid data found" in text:
+    """What the client is told: never libav's own text or a path on this server (those go to the log)."""
+    logger.info("decoding failed: %s: %r", type(exc).__name__, str(exc)[:500])
+    if isinstance(exc, OSError) and not isinstance(exc, av.FFmpegError):
+        return "the audio file could not be read"
+    if isinstance(exc, av.error.InvalidDataError) or "Invalid data found" in str(exc):
         return "the file is not a recognised audio or video format, or it is corrupt"
-    return text
+    return "the audio is corrupt or in a format that cannot be decoded"

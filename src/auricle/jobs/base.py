@@ -379,6 +379,26 @@ def decide_recover(job: Job, worker: str) -> Change | None:
     return Change(replace(job, lease_until=0.0)) if _holds(job, worker) else None
 
 
+def decide_release(job: Job, worker: str) -> Change | None:
+    """Release: a worker that stops (shutdown) hands its running job back; it is queued again at the back, its
+    attempt not counted, so another worker (or the next start) runs it at once. None unless the holder."""
+    if not _holds(job, worker):
+        return None
+    if job.cancel_requested:
+        return _finished(job, "cancelled", time.time())
+    queued = replace(
+        job,
+        status="queued",
+        attempts=max(0, job.attempts - 1),
+        started_at=None,
+        lease_until=None,
+        worker=None,
+        stage=None,
+        progress=0.0,
+    )
+    return Change(queued, (StateEvent(queued.to_public()),), reset_events=True, requeue=True)
+
+
 def _holds(job: Job, worker: str) -> bool:
     return job.status == "running" and job.worker == worker
 
@@ -654,6 +674,14 @@ class JobQueue(abc.ABC):
         now = time.time()
         return self._apply_if_present(job_id, lambda job: decide_fail(job, worker_id, now, error))[1]
 
+    def release(self, job_id: str, worker_id: str) -> bool:
+        """Hand a running job back to the queue (its worker is shutting down), so it runs again at once instead
+        of when its lease runs out. False unless the worker holds the job."""
+        job, changed = self._apply_if_present(job_id, lambda job: decide_release(job, worker_id))
+        if changed and job is not None and job.status == "queued":
+            self._queued(job_id)
+        return changed
+
     def _apply_if_present(self, job_id: str, decide: Callable[[Job], Change | None]) -> tuple[Job | None, bool]:
         try:
             return self._apply(job_id, decide)
@@ -669,6 +697,12 @@ class JobQueue(abc.ABC):
     def wait_for_work(self, timeout: float) -> None:
         """Block up to ``timeout`` seconds or until a job may be claimable (local workers poll with this)."""
         time.sleep(timeout)
+
+    def drop_orphaned_sync_jobs(self) -> int:
+        """Delete the ephemeral (sync request) jobs of a previous run of this process, whose clients are gone with
+        it, so they neither run again nor stay until the TTL. Returns how many; a store shared by several API
+        processes (Redis) cannot tell whose they are and returns 0."""
+        return 0
 
     def recover(self) -> int:
         """Make the running jobs of this host's dead processes claimable now (instead of when their leases run

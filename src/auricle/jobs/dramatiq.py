@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from auricle.jobs.base import Job, JobQueue, worker_id
@@ -35,8 +36,13 @@ class Runner(Protocol):
 
     aborting: threading.Event
 
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+        ...
+
     def run(self, job: Job, worker: str) -> str:
-        """Run ``job``, claimed by ``worker``; returns the state it ended in, or ``interrupted``."""
+        """Run ``job``, claimed by ``worker``; returns the state it ended in, ``released`` or ``interrupted``."""
         ...
 
 
@@ -103,6 +109,22 @@ class DramatiqConsumer:
         self.lease_s = lease_s
         self._local = threading.local()
         self._worker: Any = None
+        self._draining = False
+        self._only: Callable[[], list[str]] | None = None
+
+    @property
+    def running(self) -> int:
+        """Jobs running in this process now."""
+        return self.runner.running
+
+    def drain(self, only: Callable[[], list[str]] | None = None) -> None:
+        """Stop taking messages; running jobs finish. A message already fetched is sent back to the queue for
+        another worker, unless its job is one ``only`` returns (a sync request of this node)."""
+        self._only = only
+        self._draining = True
+        if self._worker is not None:
+            for consumer in self._worker.consumers.values():
+                consumer.pause()
 
     def start(self) -> None:
         """Start taking messages."""
@@ -117,7 +139,8 @@ class DramatiqConsumer:
         self._worker = worker
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Interrupt running jobs (they stay leased and run again elsewhere) and stop the threads."""
+        """Interrupt running jobs (they are handed back to the queue and run again elsewhere) and stop the
+        threads."""
         self.runner.aborting.set()
         if self._worker is not None:
             self._worker.stop(timeout=int(timeout * 1000))
@@ -125,6 +148,10 @@ class DramatiqConsumer:
 
     def perform(self, job_id: str) -> None:
         """The actor: claim the job for this thread and run it."""
+        if self._draining and (self._only is None or job_id not in self._only()):
+            # Shutting down: this node takes no new job; a fresh message lets another worker take it at once.
+            self.transport.send(job_id)
+            return
         worker = getattr(self._local, "id", None)
         if worker is None:
             worker = self._local.id = worker_id("dq")

@@ -26,13 +26,13 @@ from auricle.config import Settings
 from auricle.engine.pipeline import PipelineEvent, PipelineStats
 from auricle.engine.runtime import Runtime
 from auricle.engine.types import TranscribeOptions, Transcript
-from auricle.errors import AuricleError, CancelledError, JobNotFoundError, QueueFullError
+from auricle.errors import AuricleError, CancelledError, DrainingError, JobNotFoundError, QueueFullError
 from auricle.jobs.base import STATES, Job, JobQueue, worker_id
 from auricle.jobs.codec import ErrorInfo, decode_error
 from auricle.jobs.events import FinishedEvent, ProgressEvent
 from auricle.jobs.urls import url_filename
 from auricle.jobs.webhooks import WebhookDeliverer
-from auricle.jobs.worker import Consumer, JobRunner, LocalWorkerPool
+from auricle.jobs.worker import Consumer, JobRunner, LocalWorkerPool, sweep_work_dir
 
 __all__ = [
     "ConsumerFactory",
@@ -101,10 +101,18 @@ class JobTranscriptionService:
         self._tasks: list[asyncio.Task[None]] = []
         self._saturation: tuple[float, tuple[int, int]] = (0.0, (0, settings.max_queue + settings.workers))
         self._admission = threading.Lock()
+        self._sync_jobs: set[str] = set()
+        """Ephemeral jobs a sync request waits for here."""
+        self.draining = False
+        self._give_up = threading.Event()
+        self.store_ok = True
+        """False while the job store (Redis) did not answer the last look at it (``/ready`` is then not ready)."""
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start local workers (unless ``local_workers`` is off) and the housekeeping loop."""
+        # Before any worker starts: sync jobs of a crashed predecessor have no client left to answer.
+        await asyncio.to_thread(self.queue.drop_orphaned_sync_jobs)
         if self.settings.local_workers and self.runtime is not None:
             work_dir = self.settings.spool_dir / "work"
             runner = JobRunner(self.queue, self.runtime, lease_s=self.settings.job_lease_s, work_dir=work_dir)
@@ -116,6 +124,28 @@ class JobTranscriptionService:
         deliverer = WebhookDeliverer(self.queue, self.settings, name="serve-hooks")
         deliverer.start()
         self._deliverer = deliverer
+
+    # -- draining -------------------------------------------------------------------------------------------------
+    def begin_drain(self) -> None:
+        """Take no new work (submits raise :class:`DrainingError`); local workers finish what runs and still take
+        the jobs of sync requests waiting here, but no other."""
+        self.draining = True
+        if self._consumer is not None:
+            self._consumer.drain(only=lambda: list(self._sync_jobs))
+
+    @property
+    def busy(self) -> int:
+        """Sync requests waiting here plus jobs running on local workers: what a drain waits for."""
+        return len(self._sync_jobs) + (self._consumer.running if self._consumer is not None else 0)
+
+    async def end_drain(self) -> None:
+        """The grace time is over: sync requests still waiting get :class:`DrainingError` (their jobs are
+        deleted), and running jobs are interrupted and handed back to the queue."""
+        self._give_up.set()
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.stop, 10.0)
+            self._consumer = None
+            await asyncio.to_thread(self.queue.unregister_worker, self._me)
 
     async def close(self) -> None:
         """Stop housekeeping and local workers (running jobs are left to run again) and release the queue."""
@@ -147,6 +177,8 @@ class JobTranscriptionService:
         """Expire finished jobs past their TTL and delete orphaned spool files. Returns (jobs, files) removed."""
         jobs = self.queue.sweep()
         files = self.queue.sweep_orphans(min_age_s=self.orphan_age_s)
+        # Temporary audio of workers killed mid-job (any worker on this host), not only when that worker returns.
+        files += sweep_work_dir(self.queue, self.settings.spool_dir / "work")
         if jobs or files:
             logger.info("housekeeping removed %s expired jobs and %s orphaned spool files", jobs, files)
         return jobs, files
@@ -175,9 +207,12 @@ class JobTranscriptionService:
         if time.monotonic() - at > 1.0:
             try:
                 value = (self.queue.counts().get("queued", 0), self._room)
-            except Exception:
-                logger.exception("reading the queue depth failed")
+            except Exception as exc:
+                if self.store_ok:
+                    logger.warning("the job store is unreachable: %s", type(exc).__name__)
+                self.store_ok = False
                 return value
+            self.store_ok = True
             self._saturation = (time.monotonic(), value)
         return value
 
@@ -201,33 +236,47 @@ class JobTranscriptionService:
             QueueFullError: fewer than ``len(files)`` places are free in the queue (nothing is enqueued then,
                 and the spooled files are deleted). Room is ``max_queue`` plus one per worker: a job
                 taken at once by an idle worker is queued only for a moment.
+            DrainingError: the server is shutting down (the files are deleted).
+
+        Any other error (the store is unreachable) also deletes the files not yet taken into the store.
         """
         # Check and enqueue under one lock, or concurrent submits would all see the same free room.
         with self._admission:
             urls = urls or []
-            queued = self.queue.counts().get("queued", 0)
-            if queued + len(files) + len(urls) > self._room:
+            try:
+                if self.draining:
+                    raise DrainingError("the server is shutting down; retry on another instance", retry_after_s=5)
+                queued = self.queue.counts().get("queued", 0)
+                if queued + len(files) + len(urls) > self._room:
+                    raise QueueFullError(
+                        f"the job queue is full: {queued} job(s) wait and at most {self._room} may; retry later"
+                    )
+                stored = options.to_dict()
+                if job_kind != "transcribe":
+                    stored["kind"] = job_kind
+                hook = None if ephemeral else (webhook_url or self.settings.webhook_url)
+                jobs = [
+                    self.queue.enqueue(
+                        path, filename=name, options=stored, session=session, ephemeral=ephemeral, webhook_url=hook
+                    )
+                    for path, name in files
+                ]
+                jobs += [
+                    self.queue.enqueue(
+                        None,
+                        filename=url_filename(url),
+                        options=stored,
+                        session=session,
+                        source_url=url,
+                        webhook_url=hook,
+                    )
+                    for url in urls
+                ]
+            except BaseException:
+                # Refused, or the store is unreachable: uploads not taken into it go now, not at the 6 h sweep.
                 for path, _ in files:
                     path.unlink(missing_ok=True)
-                raise QueueFullError(
-                    f"the job queue is full ({queued} of {self.settings.max_queue} waiting); retry later"
-                )
-            stored = options.to_dict()
-            if job_kind != "transcribe":
-                stored["kind"] = job_kind
-            hook = None if ephemeral else (webhook_url or self.settings.webhook_url)
-            jobs = [
-                self.queue.enqueue(
-                    path, filename=name, options=stored, session=session, ephemeral=ephemeral, webhook_url=hook
-                )
-                for path, name in files
-            ]
-            jobs += [
-                self.queue.enqueue(
-                    None, filename=url_filename(url), options=stored, session=session, source_url=url, webhook_url=hook
-                )
-                for url in urls
-            ]
+                raise
         self._saturation = (0.0, self._saturation[1])
         return jobs
 
@@ -264,8 +313,11 @@ class JobTranscriptionService:
             self.submit, [(audio_path, audio_path.name)], options, ephemeral=True, job_kind=job_kind
         )
         cursor: str | None = None
+        self._sync_jobs.add(job.id)
         try:
             while True:
+                if self._give_up.is_set():
+                    raise DrainingError("the server is shutting down; retry on another instance", retry_after_s=5)
                 events, cursor = await asyncio.to_thread(self.queue.read_events, job.id, cursor, 0.5)
                 for event in events:
                     if isinstance(event, FinishedEvent):
@@ -280,6 +332,7 @@ class JobTranscriptionService:
                 if disconnected is not None and disconnected():
                     raise CancelledError("client went away")
         finally:
+            self._sync_jobs.discard(job.id)
             # Deleting also stops a running job: its worker's next heartbeat finds it gone.
             with contextlib.suppress(JobNotFoundError, AuricleError, OSError):
                 self.queue.delete(job.id)

@@ -10,6 +10,7 @@ leases to run out.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import json
 import logging
@@ -283,6 +284,16 @@ class SqliteJobQueue(JobQueue):
                 self.delete(job_id)
             except JobNotFoundError:
                 continue
+        return len(rows)
+
+    def drop_orphaned_sync_jobs(self) -> int:
+        """See :meth:`JobQueue.drop_orphaned_sync_jobs`: an embedded store belongs to one server process."""
+        rows = self._db().execute("SELECT id FROM jobs WHERE ephemeral = 1").fetchall()
+        for (job_id,) in rows:
+            with contextlib.suppress(JobNotFoundError):
+                self.delete(job_id)
+        if rows:
+            logger.info("dropped %d sync job(s) left by a previous run (no client waits for them)", len(rows))
         return len(rows)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from auricle.engine.pipeline import PipelineEvent, PipelineStats
 from auricle.engine.runtime import Runtime
 from auricle.engine.types import SAMPLE_RATE, TranscribeOptions, Transcript
 from auricle.errors import CancelledError, InvalidRequestError, JobNotFoundError
-from auricle.jobs.base import TERMINAL, Job, JobQueue, remove_file, worker_id
+from auricle.jobs.base import TERMINAL, Claim, Job, JobQueue, remove_file, worker_id
 from auricle.jobs.codec import ErrorInfo, encode_error
 from auricle.jobs.events import ProgressEvent
 from auricle.jobs.urls import fetch_audio_url
@@ -43,7 +43,17 @@ class Consumer(Protocol):
         ...
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking jobs and interrupt running ones (they stay leased and run again later)."""
+        """Stop taking jobs and interrupt running ones (they are handed back to the queue and run again)."""
+        ...
+
+    def drain(self, only: Callable[[], list[str]] | None = None) -> None:
+        """Stop taking new jobs while running ones finish; with ``only``, still take the jobs whose ids it
+        returns (the sync requests a client waits for)."""
+        ...
+
+    @property
+    def running(self) -> int:
+        """Jobs running in this process now."""
         ...
 
 
@@ -63,9 +73,27 @@ class JobRunner:
         self.lease_s = lease_s
         self.work_dir = work_dir
         self.aborting = threading.Event()
+        self._running = 0
+        self._count = threading.Lock()
+
+    @property
+    def running(self) -> int:
+        """Jobs this runner is running now."""
+        return self._running
 
     def run(self, job: Job, worker: str) -> str:
-        """Run ``job`` (already claimed by ``worker``); returns the state it ended in."""
+        """Run ``job`` (already claimed by ``worker``); returns the state it ended in: ``succeeded``, ``failed``,
+        ``cancelled``, ``lost``, ``released`` (interrupted by a shutdown and handed back to the queue) or
+        ``interrupted`` (the same, but handing it back failed: it runs again when its lease runs out)."""
+        with self._count:
+            self._running += 1
+        try:
+            return self._run(job, worker)
+        finally:
+            with self._count:
+                self._running -= 1
+
+    def _run(self, job: Job, worker: str) -> str:
         metrics.JOB_WAIT_SECONDS.observe(max(0.0, (job.started_at or time.time()) - job.created_at))
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job.id, worker, stop), daemon=True)
@@ -98,9 +126,16 @@ class JobRunner:
             outcome = "succeeded" if done else "lost"
         except CancelledError:
             if self.aborting.is_set() and not stop.is_set():
-                # Shutting down: leave the job leased to us; it runs again after a restart (lease expiry).
-                logger.info("job %s: interrupted by shutdown; it will run again", job.id)
-                return "interrupted"
+                # Shutting down: hand the job back so it runs again at once, not when its lease runs out.
+                stop.set()
+                beat.join(timeout=5)
+                try:
+                    released = self.queue.release(job.id, worker)
+                except Exception:
+                    logger.exception("job %s: could not hand the job back; it runs again when its lease ends", job.id)
+                    released = False
+                logger.info("job %s: interrupted by shutdown; %s", job.id, "re-queued" if released else "left leased")
+                return "released" if released else "interrupted"
             self.queue.fail(job.id, worker, ErrorInfo("CancelledError", "the job was cancelled"))
             outcome = "cancelled"
         except Exception as exc:
@@ -184,8 +219,8 @@ def _stats_dict(stats: PipelineStats, model: str | None) -> dict[str, Any]:
 class LocalWorkerPool:
     """``threads`` worker threads in this process, each claiming and running jobs one at a time.
 
-    Stopping interrupts running jobs and leaves them leased: the next start (or another process, once the lease
-    runs out) runs them again, so stopping the server loses nothing and does not wait for long files.
+    Stopping interrupts running jobs and hands them back to the queue: the next start (or another process) runs
+    them again, so stopping the server loses nothing. :meth:`drain` first lets running jobs finish.
     """
 
     def __init__(self, queue: JobQueue, runner: JobRunner, *, threads: int, lease_s: float) -> None:
@@ -195,6 +230,18 @@ class LocalWorkerPool:
         self.lease_s = lease_s
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        self._draining = False
+        self._only: Callable[[], list[str]] | None = None
+
+    @property
+    def running(self) -> int:
+        """Jobs running in this process now."""
+        return self.runner.running
+
+    def drain(self, only: Callable[[], list[str]] | None = None) -> None:
+        """Stop claiming new jobs (running ones finish), except the ids ``only`` returns."""
+        self._only = only
+        self._draining = True
 
     def start(self) -> None:
         """Recover jobs of a dead predecessor and start the threads."""
@@ -209,15 +256,25 @@ class LocalWorkerPool:
     def _loop(self, worker: str) -> None:
         while not self._stopping.is_set():
             try:
-                claim = self.queue.claim(worker, self.lease_s)
+                claim = self._claim_draining(worker) if self._draining else self.queue.claim(worker, self.lease_s)
             except Exception:
                 logger.exception("claiming a job failed")
                 self._stopping.wait(1.0)
                 continue
             if claim.job is None:
-                self.queue.wait_for_work(0.5)
+                if self._draining:
+                    self._stopping.wait(0.2)
+                else:
+                    self.queue.wait_for_work(0.5)
                 continue
             self.runner.run(claim.job, worker)
+
+    def _claim_draining(self, worker: str) -> Claim:
+        for job_id in self._only() if self._only is not None else []:
+            claim = self.queue.claim(worker, self.lease_s, job_id=job_id)
+            if claim.job is not None:
+                return claim
+        return Claim(None, "empty")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming, interrupt running jobs and wait for the threads."""
@@ -245,7 +302,8 @@ def sweep_work_dir(queue: JobQueue, work_dir: Path) -> int:
 
 
 def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> None:
-    """The ``auricle worker`` process: take jobs from Redis until SIGTERM/SIGINT (or ``stop`` is set).
+    """The ``auricle worker`` process: take jobs from Redis until SIGTERM/SIGINT (or ``stop`` is set), then drain:
+    running jobs finish within ``shutdown_grace_s`` and what is still running then is handed back to the queue.
 
     Runs ``settings.workers`` Dramatiq worker threads sharing one loaded model.
 
@@ -260,9 +318,15 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     from auricle.jobs.webhooks import WebhookDeliverer
 
     stop = stop or threading.Event()
+    hurry = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        # The first signal drains; a second one skips the rest of the grace time.
+        (hurry if stop.is_set() else stop).set()
+
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, on_signal)
     transport = DramatiqTransport(settings.redis_url, lease_s=settings.job_lease_s)
     queue = RedisJobQueue(
         settings.redis_url,
@@ -275,7 +339,10 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     runtime.preload(list(dict.fromkeys([settings.default_model, *settings.preload_models])))
     runner = JobRunner(queue, runtime, lease_s=settings.job_lease_s, work_dir=settings.spool_dir / "work")
     me = worker_id("worker")
-    queue.register_worker(me, settings.workers)
+    try:
+        queue.register_worker(me, settings.workers)
+    except Exception as exc:  # Redis down at start: the loop below announces the worker once it is back
+        logger.warning("worker %s: Redis is unreachable (%s); waiting for it", me, type(exc).__name__)
     consumer = DramatiqConsumer(transport, queue, runner, threads=settings.workers, lease_s=settings.job_lease_s)
     consumer.start()
     deliverer = WebhookDeliverer(queue, settings, name="worker-hooks")
@@ -290,11 +357,20 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
                 if time.monotonic() - last_sweep > 60:
                     last_sweep = time.monotonic()
                     sweep_work_dir(queue, runner.work_dir)
-            except Exception:
-                logger.exception("worker %s: housekeeping failed", me)
+            except Exception as exc:
+                logger.warning("worker %s: housekeeping failed: %s", me, type(exc).__name__)
     finally:
-        logger.info("worker %s: stopping", me)
+        # Drain: take no new job, let running ones finish within the grace time, then hand back the rest.
+        logger.info("worker %s: draining (%d running, grace %.0fs)", me, consumer.running, settings.shutdown_grace_s)
+        consumer.drain()
+        deadline = time.monotonic() + settings.shutdown_grace_s
+        while consumer.running and time.monotonic() < deadline and not hurry.wait(0.1):
+            pass
+        logger.info("worker %s: stopping (%d job(s) still running are handed back)", me, consumer.running)
         consumer.stop(timeout=10.0)
         deliverer.stop()
-        queue.unregister_worker(me)
+        try:
+            queue.unregister_worker(me)
+        except Exception as exc:  # Redis down: the registration expires on its own
+            logger.warning("worker %s: could not unregister: %s", me, type(exc).__name__)
         queue.close()

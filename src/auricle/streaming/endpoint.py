@@ -40,6 +40,11 @@ async def transcribe(websocket: WebSocket) -> None:
     hub: StreamingHub = app.state.streaming
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    if hub.draining.is_set():
+        metrics.STREAM_ERRORS.labels(SESSION_LIMIT).inc()
+        await websocket.send_json(protocol.error(None, SESSION_LIMIT, "the server is shutting down; reconnect"))
+        await websocket.close(code=1013, reason="server shutting down")
+        return
     if hub.active >= hub.settings.streaming.session_limit:
         metrics.STREAM_ERRORS.labels(SESSION_LIMIT).inc()
         await websocket.send_json(protocol.error(None, SESSION_LIMIT, "too many concurrent sessions"))
@@ -73,6 +78,7 @@ async def _read_loop(conn: Connection) -> None:
     limits = conn.hub.settings.streaming
     deadline = time.monotonic() + limits.max_session_s
     finished = asyncio.create_task(conn.finished.wait())
+    draining = asyncio.create_task(conn.hub.draining.wait())
     receive: asyncio.Task[Any] | None = None
     try:
         while not conn.finished.is_set():
@@ -80,12 +86,20 @@ async def _read_loop(conn: Connection) -> None:
             if remaining <= 0:
                 await _wind_down(conn, finished, 1008, "maximum session duration reached")
                 break
+            if draining.done():
+                # The server stops: final results and a checkpoint, then 1001 so the client resumes elsewhere.
+                await _wind_down(conn, finished, 1001, "server shutting down")
+                break
             ending = conn.session is not None and conn.session.ending
             # While the final results are computed the client has nothing to send: no idle timeout then.
             timeout = remaining if ending else min(limits.idle_timeout_s, remaining)
             if receive is None:
                 receive = asyncio.create_task(conn.websocket.receive())
-            done, _ = await asyncio.wait({receive, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {receive, finished, draining}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if draining in done and receive not in done and not conn.finished.is_set():
+                continue  # the loop's head winds the session down
             if not done and ending:
                 conn.finish(1008, "maximum session duration reached")  # the final results did not come in time
                 break
@@ -106,6 +120,7 @@ async def _read_loop(conn: Connection) -> None:
         if receive is not None:
             receive.cancel()
         finished.cancel()
+        draining.cancel()
 
 
 async def _wind_down(conn: Connection, finished: asyncio.Task[Any], code: int, reason: str) -> None:

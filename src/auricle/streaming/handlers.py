@@ -152,6 +152,12 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
     config = message.payload
     settings = conn.hub.settings
     resume = config.resume_checkpoint
+    limit = settings.streaming.max_transcript_bytes
+    if resume is not None and len(resume.full_transcript.encode()) > limit:
+        # The resumed transcript is the start of this session's: the same limit holds for it.
+        raise ProtocolError(
+            INVALID_MESSAGE, f"resume_checkpoint.full_transcript is over the {limit}-byte transcript limit"
+        )
     requested = config.model_id or (resume.backend_model_id if resume else None) or settings.streaming.model
     runtime = conn.hub.runtime
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from auricle.config import Settings
@@ -30,6 +31,14 @@ class StreamingHub:
         self.scheduler = InferenceScheduler(settings.workers)
         self.active = 0
         """Open sessions (for ``session_limit``)."""
+        self.draining = asyncio.Event()
+        """Set when the server stops: open sessions get their final results and a 1001 close, new ones 1013."""
+
+    def drain(self) -> None:
+        """Wind down every open session (final phrase and checkpoint, then close 1001) and refuse new ones."""
+        if self.active:
+            logger.info("draining %d streaming session(s)", self.active)
+        self.draining.set()
 
     def close(self) -> None:
         """Stop the scheduler: its workers are cancelled and its threads shut down (a running step finishes)."""

@@ -145,6 +145,10 @@ def parse_client_message(text: str) -> ConfigMessage | EndMessage:
         raise ProtocolError(INVALID_MESSAGE, f"not valid JSON: {exc.msg}") from None
     except UnicodeDecodeError as exc:
         raise ProtocolError(INVALID_MESSAGE, f"not valid JSON: {exc.reason}") from None
+    except RecursionError:
+        raise ProtocolError(INVALID_MESSAGE, "not valid JSON: nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise ProtocolError(INVALID_MESSAGE, "not valid JSON: a number is too long") from None
     if not isinstance(data, dict):
         raise ProtocolError(INVALID_MESSAGE, "a message must be a JSON object with 'type' and 'payload'")
     kind = data.get("type")

@@ -54,6 +54,11 @@ async def realtime(websocket: WebSocket) -> None:
     hub: StreamingHub = websocket.app.state.streaming
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    if hub.draining.is_set():
+        metrics.STREAM_ERRORS.labels("session_limit").inc()
+        await websocket.send_json(error_event(RealtimeError("session_limit", "the server is shutting down; reconnect")))
+        await websocket.close(code=1013, reason="server shutting down")
+        return
     if hub.active >= hub.settings.streaming.session_limit:
         metrics.STREAM_ERRORS.labels("session_limit").inc()
         await websocket.send_json(error_event(RealtimeError("session_limit", "too many concurrent sessions")))
@@ -102,6 +107,7 @@ async def _read_loop(conn: RealtimeConnection) -> None:
     limits = conn.hub.settings.streaming
     deadline = time.monotonic() + limits.max_session_s
     finished = asyncio.create_task(conn.finished.wait())
+    draining = asyncio.create_task(conn.hub.draining.wait())
     receive: asyncio.Task[Any] | None = None
     try:
         while not conn.finished.is_set():
@@ -109,11 +115,19 @@ async def _read_loop(conn: RealtimeConnection) -> None:
             if remaining <= 0:
                 await conn.wind_down(1008, "maximum session duration reached")
                 break
+            if draining.done():
+                # The server stops: committed audio is transcribed, then 1001 so the client reconnects elsewhere.
+                await conn.wind_down(1001, "server shutting down")
+                break
             # While committed audio is transcribed the client may wait in silence: no idle timeout then.
             timeout = remaining if conn.busy else min(limits.idle_timeout_s, remaining)
             if receive is None:
                 receive = asyncio.create_task(conn.websocket.receive())
-            done, _ = await asyncio.wait({receive, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {receive, finished, draining}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if draining in done and receive not in done and not conn.finished.is_set():
+                continue  # the loop's head winds the connection down
             if not done:
                 if not conn.busy and time.monotonic() < deadline:
                     await conn.wind_down(1001, "idle timeout")
@@ -131,6 +145,7 @@ async def _read_loop(conn: RealtimeConnection) -> None:
         if receive is not None:
             receive.cancel()
         finished.cancel()
+        draining.cancel()
 
 
 async def _handle_frame(conn: RealtimeConnection, message: dict[str, Any], finished: asyncio.Task[Any]) -> None:

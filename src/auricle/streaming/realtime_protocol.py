@@ -227,6 +227,10 @@ def parse_client_event(text: str) -> SessionUpdateEvent | AppendEvent | CommitEv
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RealtimeError("invalid_json", f"the event is not valid JSON: {getattr(exc, 'msg', exc)}") from None
+    except RecursionError:
+        raise RealtimeError("invalid_json", "the event is not valid JSON: nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise RealtimeError("invalid_json", "the event is not valid JSON: a number is too long") from None
     if not isinstance(data, dict):
         raise RealtimeError("invalid_json", "an event must be a JSON object with a 'type'")
     event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None

@@ -57,13 +57,24 @@ def test_http_statuses_for_missing_wrong_and_good_keys(make_client) -> None:
         assert keyed.get(path).status_code == 401, path
 
 
-def test_http_lock_out_after_the_failure_limit_is_429_even_with_a_good_key(keyed: TestClient) -> None:
-    for _ in range(3):
+def test_http_lock_out_refuses_wrong_keys_with_429_but_lets_a_good_key_from_the_same_address_in(
+    keyed: TestClient,
+) -> None:
+    # Given keyless requests and CORS preflights, which are not counted as failures
+    for _ in range(5):
+        assert keyed.get("/v1/models").status_code == 401
+        assert keyed.options("/v1/models", headers={"Access-Control-Request-Method": "GET"}).status_code == 401
+    assert keyed.get("/v1/models", headers=bearer("nope")).status_code == 401
+    # and then wrong keys up to the limit from one (possibly shared) address
+    for _ in range(2):
         assert keyed.get("/v1/models", headers=bearer("nope")).status_code == 401
-    locked = keyed.get("/v1/models", headers=bearer("k1"))
+    # When a wrong key comes again, it gets 429
+    locked = keyed.get("/v1/models", headers=bearer("nope"))
     assert locked.status_code == 429
     assert locked.headers["retry-after"] == "30"
     assert locked.json()["error"]["code"] == "rate_limited"
+    # but a user with the right key behind the same address is served
+    assert keyed.get("/v1/models", headers=bearer("k1")).status_code == 200
     assert keyed.get("/health").status_code == 200
 
 
@@ -88,11 +99,12 @@ def test_websocket_lock_out_is_429_and_shared_with_http(keyed: TestClient) -> No
     assert keyed.get("/v1/models", headers=bearer("nope")).status_code == 401
     with pytest.raises(WebSocketDenialResponse):
         handshake(keyed, "/transcribe", subprotocols=["auricle", subprotocol("nope")])
-    assert keyed.get("/v1/models").status_code == 401
-    # Then the next handshake is refused with 429, a good key or not
+    assert keyed.get("/v1/models", headers=bearer("nope")).status_code == 401
+    # Then the next handshake with a wrong key is refused with 429; a good key still gets in
     with pytest.raises(WebSocketDenialResponse) as locked:
-        handshake(keyed, "/transcribe", headers=bearer("k1"))
+        handshake(keyed, "/transcribe", headers=bearer("wrong"))
     assert locked.value.status_code == 429 and locked.value.headers["retry-after"] == "30"
+    handshake(keyed, "/transcribe", headers=bearer("k1"))
 
 
 def test_without_keys_everything_is_open(client: TestClient) -> None:
@@ -126,9 +138,10 @@ def test_backend_names_the_caller_without_revealing_the_key() -> None:
 
 def test_backend_lock_out_is_per_address() -> None:
     backend = ApiKeyBackend(Settings(api_keys=[SecretStr("a")], auth_fail_limit=2))
+    wrong = [(b"authorization", b"Bearer x")]
     for _ in range(2):
-        backend.authenticate(scope("/asr", address="10.0.0.9"))
-    assert isinstance(locked := backend.authenticate(scope("/asr", address="10.0.0.9")), AuthFailure)
+        backend.authenticate(scope("/asr", wrong, address="10.0.0.9"))
+    assert isinstance(locked := backend.authenticate(scope("/asr", wrong, address="10.0.0.9")), AuthFailure)
     assert locked.status == 429
     assert backend.authenticate(scope("/asr", [(b"authorization", b"Bearer a")], "10.0.0.8")) == Caller("10.0.0.8", 1)
 

@@ -105,6 +105,12 @@ def test_ready_is_503_while_the_queue_is_full(make_client) -> None:
             "max_sessions": 20,
             "sessions_available": 20,
         }
+        # And a submit beyond the room is 503 whose message counts what waits against the room it has
+        refused = client.post("/v1/jobs", files={"file": ("d.wav", WAV)})
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        assert (
+            refused.json()["error"]["message"] == "the job queue is full: 2 job(s) wait and at most 2 may; retry later"
+        )
     finally:
         script.gate.set()
     # And ready again once the jobs ran

@@ -90,3 +90,31 @@ def test_raw_pcm():
     assert audio.duration == 1.0
     with pytest.raises(AudioDecodeError, match="failed to decode audio"):
         decode_pcm_s16le(b"")
+
+
+def test_a_tiny_file_whose_header_claims_1_hz_is_refused_quickly(tmp_path: Path) -> None:
+    import struct
+    import time
+
+    # Given a 14 KB WAV whose header says 1 sample a second (it would decode to hours of 16 kHz audio)
+    data = np.random.default_rng(0).integers(-3000, 3000, 7000, dtype="<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, 1, 2, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path = tmp_path / "one-hertz.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    # When it is decoded, then it is refused as malformed long before its claimed length, and quickly
+    started = time.perf_counter()
+    with pytest.raises(AudioDecodeError, match="far longer than its file size"):
+        decode(path)
+    assert time.perf_counter() - started < 5
+
+
+def test_decode_errors_name_no_server_path_and_no_libav_text(tmp_path: Path) -> None:
+    path = tmp_path / "secret-spool-name.mp3"
+    path.write_bytes(b"\xff\xfb" + b"garbage" * 100)
+    with pytest.raises(AudioDecodeError) as caught:
+        decode(path)
+    assert str(tmp_path) not in caught.value.message and "secret-spool-name" not in caught.value.message
+    with pytest.raises(AudioDecodeError) as missing:
+        decode(tmp_path / "gone.wav")
+    assert str(tmp_path) not in missing.value.message and "Errno" not in missing.value.message

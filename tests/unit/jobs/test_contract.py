@@ -202,6 +202,23 @@ def test_sqlite_recovers_the_jobs_of_a_dead_process_at_once(tmp_path: Path, audi
     assert queue.get(live).status == "running"
 
 
+def test_sqlite_drops_the_sync_jobs_of_a_previous_run(tmp_path: Path, audio: Audio) -> None:
+    # Given a server that died with sync requests queued, running and finished, and a background job
+    queue = SqliteJobQueue(tmp_path / "jobs.sqlite3", tmp_path / "spool")
+    waiting, running, done = (submit(queue, audio, ephemeral=True) for _ in range(3))
+    background = submit(queue, audio)
+    queue.claim("dead", 3600, job_id=running)
+    queue.claim("dead", 3600, job_id=done)
+    queue.complete(done, "dead", RESULT, {})
+    # When the next server starts, its sync jobs are dropped with their audio (no client waits for them)
+    assert queue.drop_orphaned_sync_jobs() == 3
+    for job_id in (waiting, running, done):
+        assert not queue.exists(job_id)
+    # Then only the background job is left to run, and no sync job file stays in the spool
+    assert queue.claim("new", 30).job.id == background  # type: ignore[union-attr]
+    assert [p.name for p in (tmp_path / "spool").iterdir()] == [Path(queue.get(background).audio_path or "").name]
+
+
 def test_fail_then_retry(job_queue: JobQueue, audio: Audio) -> None:
     job_id = submit(job_queue, audio)
     with pytest.raises(JobStateError, match=f"^job {job_id} is queued; it cannot be retried$"):
@@ -244,6 +261,30 @@ def test_retry_goes_to_the_back_of_the_queue_with_the_lease_cleared(job_queue: J
     assert [job.id if job else None for job in order] == [second, third, first]
     # Listings stay in creation order.
     assert [j.id for j in job_queue.list()] == [third, second, first]
+
+
+def test_release_by_a_stopping_worker_queues_the_job_again_at_once(job_queue: JobQueue, audio: Audio) -> None:
+    # Given a job running on a worker that shuts down, and a job queued after it
+    first = submit(job_queue, audio)
+    job_queue.claim("w", 30, job_id=first)
+    second = submit(job_queue, audio)
+    # When another worker tries to release it, nothing changes; when its holder does,
+    assert not job_queue.release(first, "other")
+    assert job_queue.get(first).status == "running"
+    assert job_queue.release(first, "w")
+    # then it is queued with its lease cleared (not running until the lease runs out), the attempt not counted,
+    job = job_queue.get(first)
+    assert job.status == "queued" and job.lease_until is None and job.worker is None and job.attempts == 0
+    # and it runs again after the job that was waiting; the old holder can no longer complete it.
+    order = [job_queue.claim(f"w{i}", 30).job for i in range(2)]
+    assert [j.id if j else None for j in order] == [second, first]
+    assert not job_queue.complete(first, "w", RESULT, {})
+    # A release after a cancel request ends the job cancelled.
+    third = submit(job_queue, audio)
+    job_queue.claim("w", 30, job_id=third)
+    job_queue.cancel(third)
+    assert job_queue.release(third, "w")
+    assert job_queue.get(third).status == "cancelled"
 
 
 def test_duplicate_completion_is_refused(job_queue: JobQueue, audio: Audio) -> None:

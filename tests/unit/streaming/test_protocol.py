@@ -51,6 +51,9 @@ def test_end_message_parses_with_or_without_payload():
         config(language="x" * 17),
         config(model_id="m" * 129),
         config(resume_checkpoint={"full_transcript": "no session id"}),
+        "[" * 100_000,
+        '{"a":' * 50_000,
+        '{"type": "speech.config", "payload": {"sample_rate": ' + "9" * 5000 + "}}",
     ],
 )
 def test_invalid_messages_are_invalid_message(text):

@@ -76,6 +76,8 @@ def test_a_bad_update_names_the_field(session, param):
     ("text", "code"),
     [
         ("{nope", "invalid_json"),
+        ("[" * 100_000, "invalid_json"),
+        ('{"type": "session.update", "event_id": ' + "1" * 5000 + "}", "invalid_json"),
         ("[1]", "invalid_json"),
         (json.dumps({"audio": "AA=="}), "missing_required_parameter"),
         (json.dumps({"type": "response.create"}), "invalid_value"),

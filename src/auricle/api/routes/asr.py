@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as FormFile
 
+from auricle.api._headers import content_disposition, safe_filename
 from auricle.api.deps import JobServiceDep, RegistryDep, SettingsDep
 from auricle.api.params import merged_params, options_from_params, parse_bool
 from auricle.api.transcription import pcm_to_wav, transcribe_request
@@ -93,7 +93,7 @@ async def asr(
     filename = (upload.filename if upload else None) or "audio"
     headers = {
         "Asr-Engine": "auricle",
-        "Content-Disposition": f'attachment; filename="{quote(filename)}.{EXTENSIONS[fmt]}"',
+        "Content-Disposition": content_disposition("attachment", f"{safe_filename(filename)}.{EXTENSIONS[fmt]}"),
     }
     if fmt == "json":
         return JSONResponse(to_asr_json(transcript, text_as_segments=settings.asr_json_text_segments), headers=headers)

@@ -42,17 +42,21 @@ async def health(settings: SettingsDep, runtime: RuntimeDep, hub: StreamingHubDe
     }
 
 
-@router.get("/ready", summary="Readiness: 503 until the default model is loaded, and while the queue is full")
+@router.get(
+    "/ready", summary="Readiness: 503 until the default model is loaded, while the queue is full, and when draining"
+)
 async def ready(
     settings: SettingsDep, runtime: RuntimeDep, service: JobServiceDep, model_ready: ModelReadyDep, hub: StreamingHubDep
 ) -> JSONResponse:
-    """200 when new work would be accepted and served promptly.
+    """200 when new work would be accepted and served promptly; 503 with the reason ``draining`` from SIGTERM on.
 
     A node with local workers needs the default model in memory; an API node of a Redis deployment
     (``local_workers=false``) needs none, since every request, ``/detect-language`` included, runs as a job.
     """
     pending, capacity = service.saturation()
-    reasons = []
+    reasons = ["draining"] if service.draining else []
+    if not service.store_ok:
+        reasons.append("job store unreachable")
     if settings.local_workers and not runtime.models.is_loaded(None):
         reasons.append("model not loaded" if model_ready.is_set() else "loading the default model")
     if pending >= capacity:

@@ -20,7 +20,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
+from auricle.api._headers import content_disposition, safe_filename
 from auricle.api.deps import AuthDep, JobServiceDep, QueueDep, RegistryDep, SettingsDep
+from auricle.api.errors import error_response
 from auricle.api.params import merged_params, options_from_params
 from auricle.api.uploads import save_upload
 from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render
@@ -32,6 +34,8 @@ from auricle.jobs.urls import check_url
 __all__ = ["router"]
 
 logger = logging.getLogger(__name__)
+
+_MAX_OFFSET = 10**12
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -136,11 +140,12 @@ async def list_jobs(
     if not 1 <= limit <= 500:
         raise InvalidRequestError("'limit' must be between 1 and 500", param="limit")
     if cursor:
-        if not cursor.isdigit():
+        # isascii: str.isdigit also takes other scripts' digits; 12 digits: the stores take 64-bit offsets.
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 12):
             raise InvalidRequestError("'cursor' is not valid", param="cursor")
         offset = int(cursor)
-    if offset < 0:
-        raise InvalidRequestError("'offset' must not be negative", param="offset")
+    if not 0 <= offset <= _MAX_OFFSET:
+        raise InvalidRequestError(f"'offset' must be between 0 and {_MAX_OFFSET}", param="offset")
     jobs = await _run(queue.list, status=status, session=session, limit=limit + 1, offset=offset)
     more = len(jobs) > limit
     next_offset = offset + limit if more else None
@@ -168,8 +173,8 @@ async def get_result(queue: QueueDep, job_id: str, format: str = "json") -> Resp
     data = await _run(queue.result, job_id)
     job = await _run(queue.get, job_id)
     body = render(Transcript.from_dict(data), format)
-    stem = Path(job.filename or job_id).stem or job_id
-    headers = {"Content-Disposition": f'inline; filename="{stem}.{EXTENSIONS[format]}"'}
+    stem = Path(safe_filename(job.filename, job_id)).stem or job_id
+    headers = {"Content-Disposition": content_disposition("inline", f"{stem}.{EXTENSIONS[format]}")}
     return Response(body, media_type=MEDIA_TYPES[format], headers=headers)
 
 
@@ -217,14 +222,34 @@ async def job_events(request: Request, queue: QueueDep, job_id: str) -> Streamin
 
 
 @router.get("/{job_id}/audio", summary="The job's audio (supports HTTP Range)")
-async def job_audio(queue: QueueDep, job_id: str) -> FileResponse:
-    """The uploaded file as sent, for playback next to the transcript."""
+async def job_audio(request: Request, queue: QueueDep, job_id: str) -> Response:
+    """The uploaded file as sent, for playback next to the transcript.
+
+    Served as a download (``attachment``, ``nosniff``) with an audio or video type only: an uploaded ``page.html``
+    or ``img.svg`` must never render as a page on the server's origin (media elements play it all the same).
+    """
     job = await _run(queue.get, job_id)
     path = await _run(queue.audio_file, job_id)
-    media_type = mimetypes.guess_type(job.filename or path.name)[0] or "application/octet-stream"
-    return FileResponse(
-        path, media_type=media_type, filename=job.filename or path.name, content_disposition_type="inline"
-    )
+    guessed = mimetypes.guess_type(safe_filename(job.filename, path.name))[0] or ""
+    media_type = guessed if guessed.startswith(("audio/", "video/")) else "application/octet-stream"
+    headers = {"Content-Disposition": content_disposition("attachment", job.filename, path.name)}
+    size = (await _run(path.stat)).st_size
+    if _range_starts_past(request.headers.get("range"), size):
+        # Starlette would answer 416 with an empty body: say why, in the API's error shape.
+        message = f"the requested range starts past the end of the {size}-byte file"
+        return error_response(
+            request, 416, message, code="range_not_satisfiable", headers={"Content-Range": f"bytes */{size}"}
+        )
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+def _range_starts_past(header: str | None, size: int) -> bool:
+    """Whether a ``Range: bytes=…`` header asks only for ranges that start at or past the end of the file."""
+    if not header or not header.strip().lower().startswith("bytes="):
+        return False
+    starts = [part.split("-", 1)[0].strip() for part in header.split("=", 1)[1].split(",")]
+    digits = [int(start) for start in starts if start.isascii() and start.isdigit()]
+    return bool(digits) and len(digits) == len(starts) and min(digits) >= size
 
 
 @router.post("/{job_id}/retry", status_code=202, summary="Run a job again")

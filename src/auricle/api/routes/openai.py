@@ -6,6 +6,7 @@ The official ``openai`` SDK works unchanged against these (base_url ``http://hos
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +16,20 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from auricle.api.deps import JobServiceDep, RegistryDep, SettingsDep
+from auricle.api.errors import status_for
 from auricle.api.params import parse_bool, parse_float, parse_language
 from auricle.api.transcription import stream_request, transcribe_request
 from auricle.api.uploads import save_upload
 from auricle.config import Settings
 from auricle.engine.formats import MEDIA_TYPES, render, to_diarized_json, to_verbose_json
 from auricle.engine.types import TranscribeOptions, Transcript
-from auricle.errors import InvalidRequestError
+from auricle.errors import AuricleError, InvalidRequestError
 from auricle.jobs.service import JobTranscriptionService, TranscriptionResult
 from auricle.models.registry import ModelRegistry
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"])
 
@@ -85,20 +89,32 @@ def _sse(payload: dict[str, object]) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
+def _error_event(message: str, code: str, param: str | None = None) -> str:
+    """An ``error`` event in OpenAI's error shape: the stream's status line was sent already (200)."""
+    error_type = "server_error" if code in ("internal_error", "draining", "queue_full") else "invalid_request_error"
+    return _sse({"type": "error", "error": {"message": message, "type": error_type, "code": code, "param": param}})
+
+
 async def _events(
     request: Request, service: JobTranscriptionService, path: Path, options: TranscribeOptions
 ) -> AsyncIterator[str]:
-    async for item in stream_request(request, service, path, options):
-        if isinstance(item, TranscriptionResult):
-            yield _sse({"type": "transcript.text.done", "text": item.transcript.text})
-        elif item.kind == "segment" and item.segment is not None:
-            yield _sse(
-                {
-                    "type": "transcript.text.delta",
-                    "delta": item.segment.text.strip() + " ",
-                    "segment_id": f"seg_{item.segment.id}",
-                }
-            )
+    try:
+        async for item in stream_request(request, service, path, options):
+            if isinstance(item, TranscriptionResult):
+                yield _sse({"type": "transcript.text.done", "text": item.transcript.text})
+            elif item.kind == "segment" and item.segment is not None:
+                yield _sse(
+                    {
+                        "type": "transcript.text.delta",
+                        "delta": item.segment.text.strip() + " ",
+                        "segment_id": f"seg_{item.segment.id}",
+                    }
+                )
+    except AuricleError as exc:
+        yield _error_event(exc.message, status_for(exc)[1], exc.param)
+    except Exception:
+        logger.exception("streamed transcription failed")
+        yield _error_event("internal server error", "internal_error")
 
 
 async def _handle(
