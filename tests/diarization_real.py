@@ -30,6 +30,7 @@ __all__ = [
     "conversation_specs",
     "conversation_voices",
     "make_conversation",
+    "recording_of",
     "rttm_turns",
     "single_speaker_files",
     "speech_spans",
@@ -236,3 +237,23 @@ def rttm_turns(path: Path) -> list[SpeakerTurn]:
             start, duration = float(fields[3]), float(fields[4])
             turns.append(SpeakerTurn(start, start + duration, fields[7]))
     return turns
+
+
+def recording_of(voices: list[str], part: int, *, parts: int = 2, turns: int = 6) -> Conversation:
+    """Alternating turns of ``voices`` made of every ``parts``-th piece of their speech, from piece ``part`` on.
+
+    Recordings with different ``part`` hold different utterances of the same people (for known-speaker tests).
+    """
+    pause = np.zeros(int(0.5 * SAMPLE_RATE), np.float32)
+    chunks: list[np.ndarray] = [pause]
+    truth: list[SpeakerTurn] = []
+    t = len(pause)
+    for i in range(turns):
+        voice = voices[i % len(voices)]
+        pieces = _pieces(voice)
+        piece = pieces[(part + parts * (i // len(voices))) % len(pieces)]
+        truth.append(SpeakerTurn(round(t / SAMPLE_RATE, 3), round((t + len(piece)) / SAMPLE_RATE, 3), voice))
+        chunks += [piece, pause]
+        t += len(piece) + len(pause)
+    name = f"{'+'.join(voices)}-part{part}"
+    return Conversation(name=name, samples=np.concatenate(chunks), turns=truth, voices=list(voices))

@@ -6,9 +6,11 @@ every bad value becomes an :class:`InvalidRequestError` naming the parameter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from auricle.engine.known_speakers import MAX_KNOWN_SPEAKERS, reference_audio, validate_known_speakers
 from auricle.engine.languages import normalise_language
 from auricle.engine.types import TranscribeOptions
 from auricle.errors import InvalidRequestError, UnsupportedLanguageError
@@ -119,4 +121,49 @@ def options_from_params(
         return_speaker_embeddings=parse_bool(
             params.get("return_speaker_embeddings"), "return_speaker_embeddings", False
         ),
+        known_speakers=parse_known_speakers(params.get("known_speakers")),
     )
+
+
+def parse_known_speakers(value: str | None) -> dict[str, list[float]] | None:
+    """``known_speakers``: JSON ``{name: [256 floats]}``, as the ``speaker_embeddings`` of an earlier answer."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise InvalidRequestError(
+            "'known_speakers' must be JSON: {\"name\": [256 numbers], ...}", param="known_speakers"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("'known_speakers' must be a JSON object of name -> embedding", param="known_speakers")
+    if len(data) > MAX_KNOWN_SPEAKERS:
+        raise InvalidRequestError(f"at most {MAX_KNOWN_SPEAKERS} known speakers", param="known_speakers")
+    voices = validate_known_speakers(data)
+    return {name: [float(x) for x in vector] for name, vector in voices.items()}
+
+
+def parse_known_speaker_references(
+    names: Sequence[str] | None, references: Sequence[str] | None
+) -> dict[str, str] | None:
+    """OpenAI's ``known_speaker_names[]`` with ``known_speaker_references[]`` (audio clips as ``data:`` URLs)."""
+    names, references = list(names or []), list(references or [])
+    if not names and not references:
+        return None
+    if len(names) != len(references):
+        raise InvalidRequestError(
+            f"{len(names)} known_speaker_names[] but {len(references)} known_speaker_references[]: "
+            "give one clip per name",
+            param="known_speaker_names[]",
+        )
+    if len(names) > MAX_KNOWN_SPEAKERS:
+        raise InvalidRequestError(f"at most {MAX_KNOWN_SPEAKERS} known speakers", param="known_speaker_names[]")
+    out: dict[str, str] = {}
+    for name, reference in zip(names, references, strict=True):
+        if not name.strip() or name.strip() in out:
+            raise InvalidRequestError(
+                "known speaker names must be non-empty and distinct", param="known_speaker_names[]"
+            )
+        reference_audio(reference, name=name.strip())  # shape checked now; the worker decodes and embeds it
+        out[name.strip()] = reference
+    return out

@@ -15,17 +15,36 @@ strangers; enrol telephone callers from telephone audio.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from auricle.engine._voice_encoder import EMBEDDING_SIZE
-from auricle.engine.protocols import DiarizationResult
+from auricle.engine.decode import decode
+from auricle.engine.protocols import DiarizationResult, Diarizer, VadModel
 from auricle.engine.types import SpeakerTurn
-from auricle.errors import InvalidRequestError
+from auricle.errors import AudioDecodeError, InvalidRequestError
 
-__all__ = ["KNOWN_SPEAKER_SIMILARITY", "match_known_speakers", "name_known_speakers", "validate_known_speakers"]
+__all__ = [
+    "KNOWN_SPEAKER_SIMILARITY",
+    "MAX_KNOWN_SPEAKERS",
+    "MAX_REFERENCE_BYTES",
+    "enrolled_voices",
+    "match_known_speakers",
+    "name_known_speakers",
+    "reference_audio",
+    "validate_known_speakers",
+]
+
+MAX_KNOWN_SPEAKERS = 8
+"""Most voices one request may enrol."""
+MAX_REFERENCE_BYTES = 4 * 1024 * 1024
+"""Largest reference clip (decoded bytes of its ``data:`` URL)."""
+_MAX_REFERENCE_S = 60.0
 
 KNOWN_SPEAKER_SIMILARITY = 0.78
 """Cosine similarity at or above which a diarized voice is taken to be an enrolled speaker."""
@@ -98,3 +117,55 @@ def name_known_speakers(
     turns = [SpeakerTurn(t.start, t.end, mapping.get(t.speaker, t.speaker)) for t in result.turns]
     embeddings = {mapping.get(label, label): vector for label, vector in result.embeddings.items()}
     return DiarizationResult(turns=turns, embeddings=embeddings)
+
+
+def reference_audio(url: str, *, name: str, param: str = "known_speaker_references[]") -> bytes:
+    """The bytes of a reference clip sent as a ``data:`` URL (``data:audio/wav;base64,...``), checked for shape.
+
+    Raises:
+        InvalidRequestError: not a base64 ``data:`` URL, not audio, empty, or over :data:`MAX_REFERENCE_BYTES`.
+    """
+    head, comma, body = url.partition(",")
+    if not comma or not head.lower().startswith("data:") or not head.lower().endswith(";base64"):
+        raise InvalidRequestError(
+            f"the reference of {name!r} must be a base64 data URL (data:audio/...;base64,...)", param=param
+        )
+    mime = head[5:].split(";")[0].strip().lower()
+    if mime and not mime.startswith(("audio/", "video/")) and mime != "application/octet-stream":
+        raise InvalidRequestError(f"the reference of {name!r} is {mime}, not audio", param=param)
+    if len(body) > MAX_REFERENCE_BYTES * 4 // 3 + 4:
+        raise InvalidRequestError(f"the reference of {name!r} is over {MAX_REFERENCE_BYTES // 2**20} MB", param=param)
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError(f"the reference of {name!r} is not valid base64", param=param) from None
+    if not data:
+        raise InvalidRequestError(f"the reference of {name!r} is empty", param=param)
+    return data
+
+
+def enrolled_voices(
+    known: Mapping[str, Sequence[float]] | None,
+    references: Mapping[str, str] | None,
+    diarizer: Diarizer,
+    vad: VadModel,
+) -> dict[str, list[float]]:
+    """Every enrolled voice as an embedding: the given ones, and one per reference clip (decoded, VAD, embedded).
+
+    Raises:
+        InvalidRequestError: a clip with no speech in it (it could not name anyone).
+        AudioDecodeError: a clip that is not decodable audio.
+    """
+    voices = {name: list(vector) for name, vector in (known or {}).items()}
+    for name, url in (references or {}).items():
+        try:
+            audio = decode(io.BytesIO(reference_audio(url, name=name)), max_seconds=_MAX_REFERENCE_S)
+        except AudioDecodeError:
+            raise InvalidRequestError(
+                f"the reference of {name!r} is not decodable audio", param="known_speaker_references[]"
+            ) from None
+        spans = vad.speech_spans(audio.samples)
+        if not spans:
+            raise InvalidRequestError(f"the reference of {name!r} holds no speech", param="known_speaker_references[]")
+        voices[name] = [float(x) for x in diarizer.embed(audio.samples, spans)]
+    return voices

@@ -161,7 +161,7 @@ def run_pipeline(
         if cancelled and cancelled():
             raise CancelledError("transcription was cancelled")
         emit(PipelineEvent("stage", "diarizing", 1.0))
-        _diarize(transcript, audio, spans or [], channel_spans, options, diarizer)
+        _diarize(transcript, audio, spans or [], channel_spans, options, diarizer, vad)
         stage_done("diarize", t)
         if not options.word_timestamps:
             for segment in transcript.segments:
@@ -182,9 +182,11 @@ def _diarize(
     channel_spans: list[list[SpeechSpan]],
     options: TranscribeOptions,
     diarizer: Diarizer | None,
+    vad: VadModel,
 ) -> None:
-    """Label the transcript's words and segments with speakers (in place)."""
+    """Label the transcript's words and segments with speakers (in place); known voices carry their names."""
     from auricle.engine import diarize as diarization
+    from auricle.engine.known_speakers import enrolled_voices, name_known_speakers
 
     if channel_spans:
         assert audio.channels is not None
@@ -201,6 +203,9 @@ def _diarize(
         min_speakers=options.min_speakers,
         max_speakers=options.max_speakers,
     )
+    known = enrolled_voices(options.known_speakers, options.known_speaker_references, diarizer, vad)
+    if known:
+        result = name_known_speakers(result, known)
     transcript.segments = diarization.assign_speakers(transcript.segments, result.turns)
     if options.return_speaker_embeddings:
         transcript.speaker_embeddings = result.embeddings

@@ -6,7 +6,7 @@ Batch transcription uses :class:`VadModel`, :class:`Transcriber` and :class:`Dia
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -85,6 +85,10 @@ class Diarizer(Protocol):
         max_speakers: int | None = None,
     ) -> DiarizationResult:
         """Return speaker turns labelled ``SPEAKER_00``, ``SPEAKER_01`` ... in order of first appearance."""
+        ...
+
+    def embed(self, samples: np.ndarray, spans: Sequence[SpeechSpan]) -> np.ndarray:
+        """One L2-normalised voice embedding of the speech in ``spans`` (a voice print to enrol a speaker)."""
         ...
 
 

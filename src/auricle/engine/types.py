@@ -109,6 +109,10 @@ class TranscribeOptions:
     min_speakers: int | None = None
     max_speakers: int | None = None
     return_speaker_embeddings: bool = False
+    known_speakers: dict[str, list[float]] | None = None
+    """Enrolled voices by name (256-float voice embeddings): matching diarized voices carry the name."""
+    known_speaker_references: dict[str, str] | None = None
+    """Enrolled voices by name as short audio clips (``data:`` URLs), embedded by the worker before matching."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form (for job storage)."""

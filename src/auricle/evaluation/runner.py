@@ -144,6 +144,9 @@ class _RecordingDiarizer:
         self.result = self.inner.diarize_channels(channels, spans)  # type: ignore[attr-defined]
         return self.result
 
+    def embed(self, samples: np.ndarray, spans: Sequence[SpeechSpan]) -> np.ndarray:
+        return self.inner.embed(samples, spans)
+
 
 def _words_without_speech(transcript: Transcript, truth: list[SpeakerTurn]) -> int:
     count = 0

@@ -66,6 +66,13 @@ async def asr(
     return_speaker_embeddings: Annotated[
         str | None, Query(description="Add `speaker_embeddings` {label: 256 floats} to the JSON.")
     ] = None,
+    known_speakers: Annotated[
+        str | None,
+        Query(
+            description="JSON {name: [256 floats]} (e.g. `speaker_embeddings` kept from earlier answers): matching "
+            "voices carry the name instead of SPEAKER_NN. Also accepted as a form field."
+        ),
+    ] = None,
 ) -> Response:
     """Returns the transcript in the requested format with a `Content-Disposition` naming a matching file."""
     form = await request.form()

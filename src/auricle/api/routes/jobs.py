@@ -13,6 +13,7 @@ import logging
 import mimetypes
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -23,7 +24,7 @@ from starlette.datastructures import UploadFile
 from auricle.api._headers import content_disposition, safe_filename
 from auricle.api.deps import AuthDep, JobServiceDep, QueueDep, RegistryDep, SettingsDep
 from auricle.api.errors import error_response
-from auricle.api.params import merged_params, options_from_params
+from auricle.api.params import merged_params, options_from_params, parse_known_speaker_references
 from auricle.api.uploads import save_upload
 from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render
 from auricle.engine.types import Transcript
@@ -96,6 +97,12 @@ async def submit_jobs(
         diarize_default=settings.asr_diarize_default,
         max_beam_size=settings.max_beam_size,
     )
+    references = parse_known_speaker_references(
+        [v for v in form.getlist("known_speaker_names[]") if isinstance(v, str)],
+        [v for v in form.getlist("known_speaker_references[]") if isinstance(v, str)],
+    )
+    if references:
+        options = replace(options, known_speaker_references=references)
     session = (params.get("session") or "").strip() or None
     webhook_url = (params.get("webhook_url") or "").strip() or None
     # Refused destinations are a 400 now; workers and deliverers check again after DNS resolution.

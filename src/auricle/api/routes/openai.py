@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from auricle.api.deps import JobServiceDep, RegistryDep, SettingsDep
 from auricle.api.errors import status_for
-from auricle.api.params import parse_bool, parse_float, parse_language
+from auricle.api.params import parse_bool, parse_float, parse_known_speaker_references, parse_language
 from auricle.api.transcription import stream_request, transcribe_request
 from auricle.api.uploads import save_upload
 from auricle.config import Settings
@@ -47,6 +47,8 @@ def _options(
     granularities: list[str],
     task: Literal["transcribe", "translate"],
     diarize: str | None,
+    known_names: list[str] | None = None,
+    known_references: list[str] | None = None,
 ) -> TranscribeOptions:
     if response_format not in _FORMATS:
         raise InvalidRequestError(
@@ -69,6 +71,7 @@ def _options(
         word_timestamps="word" in granularities or wants_diarization,
         temperature=parse_float(temperature, "temperature", minimum=0.0, maximum=1.0),
         diarize=wants_diarization,
+        known_speaker_references=parse_known_speaker_references(known_names, known_references),
     )
 
 
@@ -131,6 +134,8 @@ async def _handle(
     granularities: list[str] | None,
     stream: str | None,
     diarize: str | None,
+    known_names: list[str] | None = None,
+    known_references: list[str] | None = None,
 ) -> Response:
     response_format = (response_format or "json").strip().lower()
     granularities = [g.strip().lower() for g in (granularities or []) if g.strip()]
@@ -144,6 +149,8 @@ async def _handle(
         granularities=granularities,
         task=task,
         diarize=diarize,
+        known_names=known_names,
+        known_references=known_references,
     )
     streaming = parse_bool(stream, "stream", False)
     path = await save_upload(file, deps.settings.spool_dir, field="file")
@@ -196,6 +203,17 @@ async def transcriptions(
     ] = None,
     stream: Stream = None,
     diarize: Diarize = None,
+    known_speaker_names: Annotated[
+        list[str] | None,
+        Form(alias="known_speaker_names[]", description="Names of known speakers (with `diarized_json`)."),
+    ] = None,
+    known_speaker_references: Annotated[
+        list[str] | None,
+        Form(
+            alias="known_speaker_references[]",
+            description="One short clip per name, as a `data:audio/...;base64,` URL, in the order of the names.",
+        ),
+    ] = None,
 ) -> Response:
     """Like OpenAI's endpoint; errors come in OpenAI's `{"error": {...}}` envelope."""
     return await _handle(
@@ -211,6 +229,8 @@ async def transcriptions(
         granularities=timestamp_granularities,
         stream=stream,
         diarize=diarize,
+        known_names=known_speaker_names,
+        known_references=known_speaker_references,
     )
 
 
