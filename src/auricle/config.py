@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="API keys; when set every route but /health and /ready needs a Bearer key."
     )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Let `auricle serve` listen on a non-loopback address with no API keys (refused otherwise).",
+    )
     protect_metrics: bool = Field(True, description="Require an API key for /metrics when keys are configured.")
     auth_fail_limit: int = Field(10, ge=1, description="Failed auth attempts from one address before 429.")
     auth_fail_window_s: float = Field(60.0, gt=0, description="Window (and lock-out time) for failed auth attempts.")
