@@ -24,10 +24,13 @@ __all__ = [
     "REQUEST_SECONDS",
     "STAGE_SECONDS",
     "STREAM_AUDIO_BYTES",
+    "STREAM_CONNECTIONS",
     "STREAM_CONFIRM_SECONDS",
     "STREAM_ERRORS",
     "STREAM_FIRST_HYPOTHESIS_SECONDS",
     "STREAM_SESSIONS",
+    "STREAM_SESSIONS_CLOSED",
+    "STREAM_SESSIONS_OPENED",
     "WAITING",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_SECONDS",
@@ -81,6 +84,19 @@ STREAM_CONFIRM_SECONDS = Histogram(
 )
 BACKPRESSURE_EVENTS = Counter("auricle_stream_backpressure_total", "Backpressure messages sent.", ["action"])
 STREAM_ERRORS = Counter("auricle_stream_errors_total", "Streaming errors by code.", ["code"])
+STREAM_CONNECTIONS = Counter(
+    "auricle_stream_connections_total",
+    "WebSocket connections by endpoint (transcribe, realtime) and outcome: accepted, session_limit, draining, "
+    "no_model.",
+    ["endpoint", "outcome"],
+)
+STREAM_SESSIONS_OPENED = Counter("auricle_stream_sessions_opened_total", "Streaming sessions started.", ["endpoint"])
+STREAM_SESSIONS_CLOSED = Counter(
+    "auricle_stream_sessions_closed_total",
+    "Streaming sessions ended, by endpoint and reason (completed, client closed, idle timeout, message rate limit, "
+    "client not reading, ...).",
+    ["endpoint", "reason"],
+)
 
 # Webhooks
 WEBHOOK_DELIVERIES = Counter(
