@@ -1,4 +1,5 @@
-# Auricle, CPU image: `docker build -t auricle .` then `docker run -p 9000:9000 -v auricle-data:/data auricle`.
+# Auricle, CPU image: `docker build -t auricle .` then `docker run -p 9000:9000 -v auricle-data:/data
+# -e AURICLE_API_KEYS=change-me auricle`.
 # The CUDA image is Dockerfile.cuda. Images are not built in CI (see README "Deploying").
 
 # -- build: scripts/setup is the one source of truth for the install steps ----------------------------------------
@@ -18,6 +19,8 @@ WORKDIR /app
 COPY --from=build /app /app
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    # Listening on 0.0.0.0 with no API keys is refused at start: give AURICLE_API_KEYS (or, knowingly,
+    # AURICLE_ALLOW_UNAUTHENTICATED=true) to `docker run -e`.
     AURICLE_HOST=0.0.0.0 \
     AURICLE_PORT=9000 \
     AURICLE_DATA_DIR=/data \

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from auricle import __version__, metrics
 from auricle.api.auth import ApiKeyBackend
 from auricle.api.drain import Drainer
 from auricle.api.errors import install_error_handlers
@@ -25,6 +26,7 @@ from auricle.api.ratelimit import RateLimiter, RateLimitMiddleware
 from auricle.api.routes import asr, health, jobs, models, openai
 from auricle.config import Settings
 from auricle.engine.runtime import Runtime
+from auricle.engine.transcribe import resolve_device
 from auricle.jobs.service import build_job_service
 from auricle.streaming import endpoint as streaming
 from auricle.streaming import realtime_endpoint
@@ -46,9 +48,11 @@ async def _warm(runtime: Runtime, settings: Settings, ready: asyncio.Event) -> N
     """Load the default and preloaded models in the background; ``ready`` is set when done (or failed)."""
     try:
         for name in dict.fromkeys([settings.default_model, *settings.preload_models]):
-            await asyncio.to_thread(runtime.models.get, name)
-    except Exception:
-        logger.exception("loading the default model failed")
+            # One model that fails to load (listed in /health's failed_models) does not keep the others out.
+            try:
+                await asyncio.to_thread(runtime.models.get, name)
+            except Exception:
+                logger.exception("loading model %s failed", name)
     finally:
         ready.set()
 
@@ -84,6 +88,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.streaming = hub
         app.state.model_ready = model_ready
         app.state.drainer = Drainer(service, hub, settings.shutdown_grace_s)
+        device, compute_type = resolve_device(settings.device, settings.compute_type)
+        metrics.SERVICE_INFO.info({"version": __version__, "device": device, "compute_type": compute_type})
 
         tasks: list[asyncio.Task[None]] = []
         # Only workers use models: an API node without local workers (every request is a job) loads none.

@@ -59,6 +59,20 @@ class StreamingSettings(BaseModel):
     max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1, description="Maximum size of one WebSocket frame (bytes).")
     buffer_s: float = Field(30.0, gt=1, description="Per-session audio buffer (seconds) used for backpressure.")
     model: str | None = Field(None, description="Default streaming model (defaults to the server's default model).")
+    max_messages_per_s: float = Field(
+        0.0,
+        ge=0,
+        description="Client messages (frames) per second a session may send above its burst; beyond, an error "
+        "message and close 1008 (0: no limit; 20 ms audio chunks in real time are 50/s).",
+    )
+    message_burst: int = Field(
+        200, ge=1, description="Client messages a session may send at once above `max_messages_per_s`."
+    )
+    max_outbox_messages: int = Field(
+        1000,
+        ge=1,
+        description="Messages queued for a client that is not reading them before its session is closed with 1008.",
+    )
 
 
 class Settings(BaseSettings):
@@ -123,6 +137,10 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="API keys; when set every route but /health and /ready needs a Bearer key."
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Let `auricle serve` listen on a non-loopback address with no API keys (refused otherwise).",
     )
     protect_metrics: bool = Field(True, description="Require an API key for /metrics when keys are configured.")
     auth_fail_limit: int = Field(10, ge=1, description="Failed auth attempts from one address before 429.")

@@ -5,10 +5,12 @@ Metrics are process-wide (prometheus_client's default registry), as is usual for
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
+    "AUDIO_DURATION_SECONDS",
     "AUDIO_SECONDS",
+    "AUTH_REJECTIONS",
     "BACKPRESSURE_EVENTS",
     "ERRORS",
     "IN_FLIGHT",
@@ -16,18 +18,24 @@ __all__ = [
     "JOB_RUN_SECONDS",
     "JOB_WAIT_SECONDS",
     "MODELS_LOADED",
+    "MODEL_EVICTIONS",
     "MODEL_LOAD_SECONDS",
     "PROCESSING_SECONDS",
     "QUEUE_DEPTH",
     "REAL_TIME_FACTOR",
     "REQUESTS",
     "REQUEST_SECONDS",
+    "SERVICE_INFO",
     "STAGE_SECONDS",
     "STREAM_AUDIO_BYTES",
     "STREAM_CONFIRM_SECONDS",
+    "STREAM_CONNECTIONS",
     "STREAM_ERRORS",
     "STREAM_FIRST_HYPOTHESIS_SECONDS",
     "STREAM_SESSIONS",
+    "STREAM_SESSIONS_CLOSED",
+    "STREAM_SESSIONS_OPENED",
+    "UPLOAD_BYTES",
     "WAITING",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_SECONDS",
@@ -60,6 +68,25 @@ REAL_TIME_FACTOR = Histogram(
 )
 MODEL_LOAD_SECONDS = Gauge("auricle_model_load_seconds", "Time it took to load a model.", ["model"])
 MODELS_LOADED = Gauge("auricle_models_loaded", "Models loaded in this process.")
+MODEL_EVICTIONS = Counter("auricle_model_evictions_total", "Models unloaded after their idle TTL.", ["model"])
+AUDIO_DURATION_SECONDS = Histogram(
+    "auricle_audio_duration_seconds",
+    "Duration of each transcribed file (seconds of audio).",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400),
+)
+UPLOAD_BYTES = Histogram(
+    "auricle_upload_bytes",
+    "Size of each uploaded audio file (bytes).",
+    buckets=tuple(float(kb * 1024) for kb in (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)),
+)
+SERVICE_INFO = Info("auricle_service", "The server: version, inference device and compute type.")
+
+# Auth
+AUTH_REJECTIONS = Counter(
+    "auricle_auth_rejections_total",
+    "Requests and WebSocket handshakes refused by API-key auth, by reason: missing_key, invalid_key, locked_out.",
+    ["reason"],
+)
 
 # Jobs
 QUEUE_DEPTH = Gauge("auricle_queue_depth", "Jobs waiting to run.")
@@ -81,6 +108,19 @@ STREAM_CONFIRM_SECONDS = Histogram(
 )
 BACKPRESSURE_EVENTS = Counter("auricle_stream_backpressure_total", "Backpressure messages sent.", ["action"])
 STREAM_ERRORS = Counter("auricle_stream_errors_total", "Streaming errors by code.", ["code"])
+STREAM_CONNECTIONS = Counter(
+    "auricle_stream_connections_total",
+    "WebSocket connections by endpoint (transcribe, realtime) and outcome: accepted, session_limit, draining, "
+    "no_model.",
+    ["endpoint", "outcome"],
+)
+STREAM_SESSIONS_OPENED = Counter("auricle_stream_sessions_opened_total", "Streaming sessions started.", ["endpoint"])
+STREAM_SESSIONS_CLOSED = Counter(
+    "auricle_stream_sessions_closed_total",
+    "Streaming sessions ended, by endpoint and reason (completed, client closed, idle timeout, message rate limit, "
+    "client not reading, ...).",
+    ["endpoint", "reason"],
+)
 
 # Webhooks
 WEBHOOK_DELIVERIES = Counter(

@@ -166,3 +166,38 @@ def redis_worker_pid(url: str, job_id: str) -> str:
 
     worker = redis_client.Redis.from_url(url, decode_responses=True).hget(f"auricle:job:{job_id}", "worker")
     return str(worker).split(":")[1]
+
+
+def _image_env(dockerfile: Path) -> dict[str, str]:
+    """The ``AURICLE_*`` variables a Dockerfile's ``ENV`` sets."""
+    return dict(re.findall(r"^(?:ENV)?\s+(AURICLE_[A-Z_]+)=(\S+?)\s*\\?$", dockerfile.read_text(), re.MULTILINE))
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cuda"])
+def test_every_deployed_server_may_start_on_its_exposed_address(dockerfile: str) -> None:
+    """Given the images listen on 0.0.0.0, when each deployed ``auricle serve`` reads its environment, then it has
+    keys (the Kubernetes Secret) or says explicitly that it serves open (compose), so it is not refused at start."""
+    from auricle.cli.serve import unauthenticated_refusal
+    from auricle.config import Settings
+
+    image = _image_env(ROOT / dockerfile)
+    assert image["AURICLE_HOST"] == "0.0.0.0"
+    assert unauthenticated_refusal(Settings(**_lower(image))) is not None
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    serving = [s for s in services.values() if s.get("command") == ["auricle", "serve"]]
+    assert len(serving) == 2
+    for service in serving:
+        env = {**image, **{k: str(v) for k, v in service["environment"].items()}}
+        assert unauthenticated_refusal(Settings(**_lower(env))) is None
+    manifests = _manifests()
+    secret = next(m for m in manifests if m["kind"] == "Secret")
+    api = next(m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"].endswith("api"))
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": secret["metadata"]["name"]}} in container["envFrom"]
+    env = {**image, **secret["stringData"], **{e["name"]: e["value"] for e in container["env"]}}
+    assert "AURICLE_ALLOW_UNAUTHENTICATED" not in env
+    assert unauthenticated_refusal(Settings(**_lower(env))) is None
+
+
+def _lower(env: dict[str, str]) -> dict[str, Any]:
+    return {key.removeprefix("AURICLE_").lower(): value for key, value in env.items()}

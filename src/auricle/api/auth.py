@@ -22,6 +22,7 @@ from typing import Literal
 
 from starlette.types import Scope
 
+from auricle import metrics
 from auricle.config import Settings
 
 __all__ = [
@@ -139,6 +140,7 @@ class ApiKeyBackend:
         if key is not None:
             return Caller(address, key)
         if presented is not None and self.locked_out(address):
+            metrics.AUTH_REJECTIONS.labels("locked_out").inc()
             return AuthFailure(
                 429,
                 "rate_limited",
@@ -147,6 +149,7 @@ class ApiKeyBackend:
             )
         if presented is not None:
             self.record_failure(address)
+        metrics.AUTH_REJECTIONS.labels("invalid_key" if presented is not None else "missing_key").inc()
         return AuthFailure(
             401,
             "invalid_api_key",

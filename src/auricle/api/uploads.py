@@ -10,6 +10,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from auricle import metrics
 from auricle.errors import AudioDecodeError, InvalidRequestError
 
 __all__ = ["save_upload"]
@@ -43,6 +44,7 @@ async def save_upload(upload: UploadFile | None, spool_dir: Path, *, field: str 
             return out.tell()
 
     size = await run_in_threadpool(copy)
+    metrics.UPLOAD_BYTES.observe(size)
     if size == 0:
         path.unlink(missing_ok=True)
         raise AudioDecodeError("the uploaded file is empty")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import signal
+import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ from auricle.config import Settings
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["cmd_serve", "cmd_worker", "register"]
+__all__ = ["cmd_serve", "cmd_worker", "is_loopback", "register", "unauthenticated_refusal"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.host = args.host
     if args.port is not None:
         settings.port = args.port
+    refusal = unauthenticated_refusal(settings)
+    if refusal:
+        # One plain line on stderr, whatever the log format, since this is read by a person starting the server.
+        sys.stderr.write(f"auricle serve: {refusal}\n")
+        return 2
     app = create_app(settings)
     logger.info("serving on http://%s:%s (default model %s)", settings.host, settings.port, settings.default_model)
     config = uvicorn.Config(
@@ -52,6 +59,28 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     server = _draining_server(config, app)
     server.run()
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name to bind) only accepts connections from this machine."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        # A host name other than localhost may resolve to any interface: treat it as exposed.
+        return False
+
+
+def unauthenticated_refusal(settings: Settings) -> str | None:
+    """The one-line reason ``auricle serve`` refuses to start, or None: listening beyond this machine with no API
+    keys must be asked for explicitly (as OpenASR's ``WSS_REQUIRE_AUTH``)."""
+    if settings.api_keys or settings.allow_unauthenticated or is_loopback(settings.host):
+        return None
+    return (
+        f"refusing to serve on {settings.host} without API keys: set AURICLE_API_KEYS=key1,key2, "
+        "or AURICLE_ALLOW_UNAUTHENTICATED=true to serve it open, or AURICLE_HOST=127.0.0.1"
+    )
 
 
 def _draining_server(config: uvicorn.Config, app: Any) -> uvicorn.Server:

@@ -63,6 +63,7 @@ class TranscriptionResult:
 def record_stats(stats: PipelineStats) -> None:
     """Feed one run's timings into the process metrics."""
     metrics.AUDIO_SECONDS.inc(stats.audio_seconds)
+    metrics.AUDIO_DURATION_SECONDS.observe(stats.audio_seconds)
     metrics.PROCESSING_SECONDS.observe(stats.processing_seconds)
     if stats.real_time_factor:
         metrics.REAL_TIME_FACTOR.observe(stats.real_time_factor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from auricle import metrics
 from auricle.models.registry import ModelRegistry
 
 __all__ = ["ModelManager"]
@@ -45,6 +47,7 @@ class ModelManager(Generic[T]):
         self._entries: dict[str, _Entry[T]] = {}
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self._failed: dict[str, str] = {}
 
     def get(self, name: str | None) -> T:
         """Return the loaded model, loading it on first use (concurrent callers wait for one load)."""
@@ -60,13 +63,19 @@ class ModelManager(Generic[T]):
                 entry = self._entries.get(canonical)
                 if entry is not None:
                     return entry.model
-            path = self.registry.resolve(canonical)
             started = time.perf_counter()
-            model = self._loader(canonical, path)
+            try:
+                path = self.registry.resolve(canonical)
+                model = self._loader(canonical, path)
+            except Exception as exc:
+                with self._lock:
+                    self._failed[canonical] = _describe(exc)
+                raise
             elapsed = time.perf_counter() - started
             logger.info("loaded model %s from %s in %.2fs", canonical, path, elapsed)
             with self._lock:
                 self._entries[canonical] = _Entry(model, last_used=time.monotonic(), load_seconds=elapsed)
+                self._failed.pop(canonical, None)
             return model
 
     @contextmanager
@@ -92,6 +101,11 @@ class ModelManager(Generic[T]):
         with self._lock:
             return {name: e.load_seconds for name, e in self._entries.items()}
 
+    def failed(self) -> dict[str, str]:
+        """Models whose last load failed (and none since succeeded), with the error."""
+        with self._lock:
+            return dict(self._failed)
+
     def is_loaded(self, name: str | None) -> bool:
         """Whether the model is in memory."""
         with self._lock:
@@ -107,5 +121,13 @@ class ModelManager(Generic[T]):
             for name in idle:
                 del self._entries[name]
         for name in idle:
+            metrics.MODEL_EVICTIONS.labels(name).inc()
             logger.info("unloaded idle model %s", name)
         return idle
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, one-line account of a load failure for ``/health`` (no traceback, no server paths)."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"(?:/[^/\s'\"]+){2,}", "<path>", text)
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -17,7 +17,7 @@ Contract:
 - ``speech.backpressure``: ``slow_down`` when the session's audio buffer is over 80% full, ``ok`` once it is back
   under 50%. A client that keeps sending into a full buffer is not read from until recognition has made room.
 - ``speech.error`` codes: ``INVALID_MESSAGE``, ``INVALID_STATE``, ``SESSION_LIMIT``, ``SESSION_NOT_FOUND``,
-  ``AUDIO_ERROR``; the session goes on after an error unless a limit ended it.
+  ``AUDIO_ERROR``, ``RATE_LIMITED``; the session goes on after an error unless a limit ended it.
 - Limits (``StreamingSettings``): concurrent sessions, idle timeout, session duration, transcript length, frame
   size, audio buffer.
 - Beyond the original: hypotheses come before a window fills, and one utterance may yield several phrases, each

@@ -44,14 +44,18 @@ async def transcribe(websocket: WebSocket) -> None:
         metrics.STREAM_ERRORS.labels(SESSION_LIMIT).inc()
         await websocket.send_json(protocol.error(None, SESSION_LIMIT, "the server is shutting down; reconnect"))
         await websocket.close(code=1013, reason="server shutting down")
+        metrics.STREAM_CONNECTIONS.labels("transcribe", "draining").inc()
         return
     if hub.active >= hub.settings.streaming.session_limit:
         metrics.STREAM_ERRORS.labels(SESSION_LIMIT).inc()
         await websocket.send_json(protocol.error(None, SESSION_LIMIT, "too many concurrent sessions"))
         await websocket.close(code=1013, reason="session limit")
+        metrics.STREAM_CONNECTIONS.labels("transcribe", "session_limit").inc()
         return
     hub.active += 1
     metrics.STREAM_SESSIONS.inc()
+    metrics.STREAM_CONNECTIONS.labels("transcribe", "accepted").inc()
+    metrics.STREAM_SESSIONS_OPENED.labels("transcribe").inc()
     conn = Connection(websocket, hub)
     writer = asyncio.create_task(conn.write_loop())
     try:
@@ -62,6 +66,7 @@ async def transcribe(websocket: WebSocket) -> None:
     finally:
         hub.active -= 1
         metrics.STREAM_SESSIONS.dec()
+        metrics.STREAM_SESSIONS_CLOSED.labels("transcribe", conn.close_reason or "completed").inc()
         if conn.session is not None:
             hub.scheduler.unregister(conn.session)
         conn.outbox.put_nowait(None)
@@ -69,8 +74,11 @@ async def transcribe(websocket: WebSocket) -> None:
             await asyncio.wait_for(writer, _FLUSH_TIMEOUT_S)
         writer.cancel()
         if websocket.application_state == WebSocketState.CONNECTED:
+            # Bounded: a client that stopped reading may never take the close frame either.
             with contextlib.suppress(Exception):
-                await websocket.close(code=conn.close_code, reason=conn.close_reason)
+                await asyncio.wait_for(
+                    websocket.close(code=conn.close_code, reason=conn.close_reason), _FLUSH_TIMEOUT_S
+                )
 
 
 async def _read_loop(conn: Connection) -> None:
@@ -114,6 +122,8 @@ async def _read_loop(conn: Connection) -> None:
             receive = None
             if message["type"] == "websocket.disconnect":
                 conn.finish(1000, "client closed")
+                break
+            if conn.throttled():
                 break
             await _handle_frame(conn, message, finished)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from auricle.streaming.hub import StreamingHub
 from auricle.streaming.protocol import (
     INVALID_MESSAGE,
     INVALID_STATE,
+    RATE_LIMITED,
     ConfigMessage,
     EndMessage,
     ProtocolError,
@@ -62,6 +64,12 @@ class Connection:
         self.space.set()
         self.close_code = 1000
         self.close_reason = ""
+        limits = hub.settings.streaming
+        self._outbox_limit = limits.max_outbox_messages
+        self._rate = limits.max_messages_per_s
+        self._burst = float(limits.message_burst)
+        self._allowance = self._burst
+        self._allowance_at = time.monotonic()
 
     @property
     def session_id(self) -> str | None:
@@ -69,8 +77,34 @@ class Connection:
         return self.session.id if self.session else None
 
     def send(self, message: dict[str, Any]) -> None:
-        """Queue a message for the client."""
+        """Queue a message for the client; a client that lets ``max_outbox_messages`` pile up unread is closed
+        with 1008 rather than let the queue grow without bound (the message is dropped: it would not be read)."""
+        if self.outbox.qsize() >= self._outbox_limit:
+            if not self.finished.is_set():
+                logger.warning("stream %s: %d messages unread, closing", self.session_id, self.outbox.qsize())
+            self.finish(1008, "client not reading")
+            return
         self.outbox.put_nowait(message)
+
+    def throttled(self) -> bool:
+        """Count one client message against the session's rate (a token bucket: ``max_messages_per_s``, at most
+        ``message_burst`` saved up). Over it, the client gets an error and the session ends with 1008: a client
+        that floods is either broken or hostile, and dropping its audio silently would corrupt the transcript."""
+        if self._rate <= 0:
+            return False
+        now = time.monotonic()
+        self._allowance = min(self._burst, self._allowance + (now - self._allowance_at) * self._rate)
+        self._allowance_at = now
+        if self._allowance >= 1.0:
+            self._allowance -= 1.0
+            return False
+        self.rate_limited(f"more than {self._rate:g} messages per second (burst {self._burst:g}); closing")
+        self.finish(1008, "message rate limit")
+        return True
+
+    def rate_limited(self, message: str) -> None:
+        """Tell the client it sent too fast (``speech.error`` ``RATE_LIMITED``)."""
+        self.error(RATE_LIMITED, message)
 
     def send_all(self, messages: list[dict[str, Any]]) -> None:
         """Queue messages for the client in order."""

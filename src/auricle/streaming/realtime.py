@@ -171,6 +171,10 @@ class RealtimeConnection(Connection):
         """Send ``session.created`` (the first server event of a connection)."""
         self.send(server_event("session.created", session=self.config.describe(self.realtime_id, self.model)))
 
+    def rate_limited(self, message: str) -> None:
+        """Tell the client it sent too fast (an ``error`` event, code ``rate_limit_exceeded``)."""
+        self.reject(RealtimeError("rate_limit_exceeded", message))
+
     def reject(self, error: RealtimeError) -> None:
         """Answer a bad client event with an ``error`` event (the session keeps working) and count it."""
         metrics.STREAM_ERRORS.labels(error.code).inc()

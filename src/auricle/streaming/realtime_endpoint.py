@@ -58,20 +58,25 @@ async def realtime(websocket: WebSocket) -> None:
         metrics.STREAM_ERRORS.labels("session_limit").inc()
         await websocket.send_json(error_event(RealtimeError("session_limit", "the server is shutting down; reconnect")))
         await websocket.close(code=1013, reason="server shutting down")
+        metrics.STREAM_CONNECTIONS.labels("realtime", "draining").inc()
         return
     if hub.active >= hub.settings.streaming.session_limit:
         metrics.STREAM_ERRORS.labels("session_limit").inc()
         await websocket.send_json(error_event(RealtimeError("session_limit", "too many concurrent sessions")))
         await websocket.close(code=1013, reason="session limit")
+        metrics.STREAM_CONNECTIONS.labels("realtime", "session_limit").inc()
         return
     try:
         conn = RealtimeConnection(websocket, hub, _url_model(hub, websocket.query_params.get("model")))
     except RealtimeError as exc:  # the server's default model is missing
         await websocket.send_json(error_event(exc))
         await websocket.close(code=1011, reason="no model")
+        metrics.STREAM_CONNECTIONS.labels("realtime", "no_model").inc()
         return
     hub.active += 1
     metrics.STREAM_SESSIONS.inc()
+    metrics.STREAM_CONNECTIONS.labels("realtime", "accepted").inc()
+    metrics.STREAM_SESSIONS_OPENED.labels("realtime").inc()
     writer = asyncio.create_task(conn.write_loop())
     try:
         conn.open()
@@ -82,14 +87,18 @@ async def realtime(websocket: WebSocket) -> None:
     finally:
         hub.active -= 1
         metrics.STREAM_SESSIONS.dec()
+        metrics.STREAM_SESSIONS_CLOSED.labels("realtime", conn.close_reason or "completed").inc()
         conn.close_segments()
         conn.outbox.put_nowait(None)
         with contextlib.suppress(asyncio.TimeoutError, Exception):
             await asyncio.wait_for(writer, _FLUSH_TIMEOUT_S)
         writer.cancel()
         if websocket.application_state == WebSocketState.CONNECTED:
+            # Bounded: a client that stopped reading may never take the close frame either.
             with contextlib.suppress(Exception):
-                await websocket.close(code=conn.close_code, reason=conn.close_reason)
+                await asyncio.wait_for(
+                    websocket.close(code=conn.close_code, reason=conn.close_reason), _FLUSH_TIMEOUT_S
+                )
 
 
 def _url_model(hub: StreamingHub, name: str | None) -> str | None:
@@ -139,6 +148,8 @@ async def _read_loop(conn: RealtimeConnection) -> None:
             receive = None
             if message["type"] == "websocket.disconnect":
                 conn.finish(1000, "client closed")
+                break
+            if conn.throttled():
                 break
             await _handle_frame(conn, message, finished)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from auricle.config import StreamingSettings
 from auricle.streaming.realtime import RealtimeConnection, _Segment
 
 
@@ -29,7 +30,7 @@ def connection() -> RealtimeConnection:
     registry = SimpleNamespace(canonical=lambda name: name or "tiny.en", info=lambda name: None)
     scheduler = SimpleNamespace(register=lambda *a: None, unregister=lambda *a: None, notify=lambda *a: None)
     hub = SimpleNamespace(
-        settings=SimpleNamespace(streaming=SimpleNamespace(model=None)),
+        settings=SimpleNamespace(streaming=StreamingSettings()),
         runtime=SimpleNamespace(registry=registry),
         scheduler=scheduler,
     )

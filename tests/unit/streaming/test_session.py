@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,8 @@ def frame() -> bytes:
 
 def connection(buffer_s: float) -> tuple[Connection, StreamSession]:
     session = StreamSession(ConfigPayload(), "fake", StreamingSettings(buffer_s=buffer_s), NoWords(), NoSpeech())
-    conn = Connection(websocket=None, hub=None)  # type: ignore[arg-type]
+    hub = SimpleNamespace(settings=SimpleNamespace(streaming=StreamingSettings()))
+    conn = Connection(websocket=None, hub=hub)  # type: ignore[arg-type]
     conn.session = session
     return conn, session
 

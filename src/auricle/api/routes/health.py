@@ -23,13 +23,19 @@ def _sessions(hub: StreamingHub) -> dict[str, int]:
 
 
 @router.get("/health", summary="Liveness: the process answers, with loaded models and device")
-async def health(settings: SettingsDep, runtime: RuntimeDep, hub: StreamingHubDep) -> dict[str, object]:
+async def health(
+    settings: SettingsDep, runtime: RuntimeDep, hub: StreamingHubDep, service: JobServiceDep
+) -> dict[str, object]:
     """Always 200 while the process serves requests (never blocked by running transcriptions).
 
     ``loaded_models`` is the WhisperX ASR services' name for ``models_loaded``; both are kept for their clients.
+    ``failed_models`` lists the models whose last load failed, with the error; ``queue_depth`` the jobs waiting
+    (at most a second old).
     """
     device, compute_type = resolve_device(settings.device, settings.compute_type)
     loaded = sorted(runtime.models.loaded())
+    failed = [{"model": name, "error": error} for name, error in sorted(runtime.models.failed().items())]
+    queued, _ = service.saturation()
     return {
         "status": "ok",
         "version": __version__,
@@ -38,6 +44,8 @@ async def health(settings: SettingsDep, runtime: RuntimeDep, hub: StreamingHubDe
         "loaded_models": loaded,
         "device": device,
         "compute_type": compute_type,
+        "failed_models": failed,
+        "queue_depth": queued,
         **_sessions(hub),
     }
 
