@@ -59,6 +59,22 @@ class StreamingSettings(BaseModel):
     max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1, description="Maximum size of one WebSocket frame (bytes).")
     buffer_s: float = Field(30.0, gt=1, description="Per-session audio buffer (seconds) used for backpressure.")
     model: str | None = Field(None, description="Default streaming model (defaults to the server's default model).")
+    policy: Literal["eager", "utterance", "la2"] = Field(
+        "eager",
+        description=(
+            "When words become final: `eager` = as soon as two decodes agree (a phrase per step, final beam at "
+            "pauses), `utterance` = one phrase per pause or clause (beam re-decode), `la2` = plain fixed-step "
+            "LocalAgreement-2 (benchmark contender)."
+        ),
+    )
+    step_s: float = Field(
+        0.5, gt=0.05, le=5, description="New audio (seconds) before the unconfirmed tail is decoded again."
+    )
+    endpoint_ms: int = Field(500, ge=100, le=3000, description="Silence (ms) that ends an utterance (VAD endpointing).")
+    beam_size: int = Field(
+        5, ge=1, le=10, description="Beam size of the frequent tentative decodes (1 = greedy; 5 costs about the same)."
+    )
+    final_beam_size: int = Field(5, ge=1, le=20, description="Beam size of the decode at the end of an utterance.")
 
 
 class Settings(BaseSettings):
