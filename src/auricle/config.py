@@ -62,8 +62,9 @@ class StreamingSettings(BaseModel):
     policy: Literal["eager", "utterance", "la2"] = Field(
         "eager",
         description=(
-            "When words become final: `eager` = as soon as two decodes agree (a phrase per step, final beam at "
-            "pauses), `utterance` = one phrase per pause or clause (beam re-decode), `la2` = plain fixed-step "
+            "When words become final: `eager` = as soon as two decodes agree (a phrase per step; doubtful words wait "
+            "for a final beam decode with 2 s of audio after them), `utterance` = one phrase per pause or clause "
+            "(beam re-decode; the previous default, and what /v1/realtime items use), `la2` = plain fixed-step "
             "LocalAgreement-2 (benchmark contender)."
         ),
     )

@@ -237,8 +237,24 @@ class StreamingRecognizer:
         self._trim(len(self._buf) - keep)
 
     def _finish_utterance(self, result: StepResult, start: int, cut: int, speech_end: int) -> None:
-        """Decode the whole utterance once more and confirm all of it."""
-        words = self._decode_phrase(result, start, min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE)), speech_end)
+        """Decode the whole utterance once more and confirm all of it.
+
+        In ``eager`` most of it is out already; when nothing doubtful is left, the rest comes from one more
+        tentative decode (which hears the whole utterance now), not from a final one, which costs several times
+        more and would delay every other session.
+        """
+        end = min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE))
+        if self._policy == "eager" and not self._phrase_words:
+            offset = (self._buf_start + start) / SAMPLE_RATE
+            quick = [w.shifted(offset) for w in self._decoder.decode(self._buf[start:end], self._prompt, False)]
+            quick = _strip_invented_tail(quick, (self._buf_start + speech_end) / SAMPLE_RATE)
+            if all(w.probability >= _EAGER_MIN_PROBABILITY for w in self._phrase_agreement(quick).pending):
+                self._note_hypothesized(result, quick)
+                self._restart_phrase(quick)
+                self._emit_phrase(result, self._agreement.complete(), cut)
+                self._trim(cut)
+                return
+        words = self._decode_phrase(result, start, end, speech_end)
         if words is not None:
             self._restart_phrase(words)
         self._emit_phrase(result, self._agreement.complete(), cut)
@@ -301,7 +317,8 @@ class StreamingRecognizer:
             result.hypothesized.clear()
             result.confirmed.clear()
         expected = len(self._phrase_words) - len(self._kept_phrase_words()) + len(self._agreement.tentative)
-        for context in (True, False):
+        # Eager decodes hear the whole utterance in the buffer: the audio before it adds little for its cost.
+        for context in (False,) if self._policy == "eager" else (True, False):
             words = self._final_decode(result, start, end, speech_end, context=context)
             if len(self._phrase_agreement(words).pending) >= _MIN_FINAL_SHARE * expected - 1:
                 return words

@@ -164,7 +164,11 @@ class StreamSession:
 
     def run_step(self) -> list[dict[str, Any]]:
         """Run one recognition step and return the server messages it produced (thread-safe per session)."""
+        started = time.monotonic()
         with self._lock:
+            # Under overload the pending audio grows: the step takes it all (up to _MAX_STEP_S), so steps get
+            # longer and hypotheses fewer instead of the session falling behind without bound.
+            metrics.STREAM_LAG_SECONDS.observe(self._pending_samples / SAMPLE_RATE)
             limit = round(_MAX_STEP_S * SAMPLE_RATE)
             taken: list[np.ndarray] = []
             count = 0
@@ -180,6 +184,7 @@ class StreamSession:
         if final:
             self.finished = True
             messages.extend(self._final_messages())
+        metrics.STREAM_STEP_SECONDS.observe(time.monotonic() - started)
         return messages
 
     def _messages(self, result: StepResult) -> list[dict[str, Any]]:

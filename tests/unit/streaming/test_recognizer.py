@@ -179,7 +179,7 @@ def test_final_decodes_see_the_audio_before_them_but_not_its_words_in_the_prompt
         calls.append((len(samples) / RATE, prompt, final))
         return fake_decode(samples, prompt, final)
 
-    events = run_with(recording, audio, 0.2)
+    events = run_with(recording, audio, 0.2, policy="utterance")
     finals = [c for c in calls if c[2]]
     # Then the second utterance's final decode also holds the first utterance's audio (context) ...
     assert finals[-1][0] > 5 * (WORD_S + GAP_S) + 1.0
