@@ -42,6 +42,7 @@ _TAIL_S = 0.2  # audio decoded after the end of an utterance's speech
 _CONTEXT_S = 15.0  # emitted audio a final decode sees before the speech it decodes
 _TAIL_HYPOTHESIS = 0.3 * SAMPLE_RATE  # undecoded speech at an utterance end that gets a hypothesis first
 _EAGER_MIN_PROBABILITY = 0.5  # an agreed word less likely than this waits for a final decode (eager)
+_EAGER_BUFFER_S = 6.0  # eager keeps decodes about this short: the words before are out already (a prompt)
 _SETTLE_S = 2.0  # audio after a doubtful confirmed word before a final decode settles it (eager)
 _MIN_FINAL_SHARE = 0.75  # a final decode with fewer words than this share of the tentative ones skipped audio
 
@@ -380,6 +381,9 @@ class StreamingRecognizer:
             return
         self._hypothesize(result, start, len(self._buf), speech_end)
         forced = len(self._buf) > self._trim_s * SAMPLE_RATE
+        if self._policy == "eager" and len(self._buf) > _EAGER_BUFFER_S * SAMPLE_RATE:
+            # A decode costs in proportion to its audio: drop emitted audio (its words become the prompt).
+            self._shorten(result)
         if self._policy == "eager" and self._phrase_words and not forced:
             held = self._phrase_words[0]
             if (
