@@ -60,12 +60,12 @@ class StreamingSettings(BaseModel):
     buffer_s: float = Field(30.0, gt=1, description="Per-session audio buffer (seconds) used for backpressure.")
     model: str | None = Field(None, description="Default streaming model (defaults to the server's default model).")
     policy: Literal["eager", "utterance", "la2"] = Field(
-        "eager",
+        "utterance",
         description=(
             "When words become final: `eager` = as soon as two decodes agree (a phrase per step; doubtful words wait "
             "for a final beam decode with 2 s of audio after them), `utterance` = one phrase per pause or clause "
-            "(beam re-decode; the previous default, and what /v1/realtime items use), `la2` = plain fixed-step "
-            "LocalAgreement-2 (benchmark contender)."
+            "(beam re-decode; the default until `eager` matches batch accuracy with tiny.en, and what /v1/realtime "
+            "items use), `la2` = plain fixed-step LocalAgreement-2 (benchmark contender)."
         ),
     )
     step_s: float = Field(
