@@ -73,7 +73,7 @@ class StreamingSettings(BaseModel):
     )
     endpoint_ms: int = Field(500, ge=100, le=3000, description="Silence (ms) that ends an utterance (VAD endpointing).")
     beam_size: int = Field(
-        5, ge=1, le=10, description="Beam size of the frequent tentative decodes (1 = greedy; 5 costs about the same)."
+        1, ge=1, le=10, description="Beam size of the frequent tentative decodes (1 = greedy; 5 costs about the same)."
     )
     final_beam_size: int = Field(5, ge=1, le=20, description="Beam size of the decode at the end of an utterance.")
 
