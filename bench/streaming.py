@@ -1,7 +1,12 @@
 """Streaming latency and capacity: word latency to first hypothesis and to confirmation (final phrase), p50/p95,
-for 1, 2, 4 and 8 concurrent real-time streams, per model, against a real server process.
+for 1, 2, 4 and 8 concurrent real-time streams, per model and per confirmation policy, against real server
+processes (one per policy, ``AURICLE_STREAMING__POLICY``), run interleaved so that all contenders see the same
+machine load: ``eager`` (the default), ``utterance`` (the previous default) and ``la2`` (plain fixed-step
+LocalAgreement-2 over the same decoder, the published policy). Capacity is the most streams whose confirmed p95
+stays within 3 s.
 
     .venv/bin/python bench/streaming.py [--models tiny.en base] [--streams 1 2 4 8] [--seconds 30]
+        [--policies eager utterance la2]
 
 Word times are estimated from message offsets: a message covering [offset, offset + duration] with n words is taken
 to have its words end evenly across that span. A word's latency is the time its message arrived minus the time
@@ -110,6 +115,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--streams", nargs="+", type=int, default=[1, 2, 4, 8])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each stream (from the sonnet)")
+    parser.add_argument("--policies", nargs="+", default=["eager", "utterance", "la2"])
     args = parser.parse_args()
 
     samples = decode(CORPUS / "audio" / "librivox_sonnet001.mp3").samples[: int(args.seconds * 16000)]
@@ -119,24 +125,42 @@ def main() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp), {"AURICLE_PRELOAD_MODELS": ",".join(args.models)}, wait_ready=False)
-        url = server.url.replace("http://", "ws://") + "/transcribe"
+        servers = {
+            policy: start_server(
+                Path(tmp) / policy,
+                {"AURICLE_PRELOAD_MODELS": ",".join(args.models), "AURICLE_STREAMING__POLICY": policy},
+                wait_ready=False,
+            )
+            for policy in args.policies
+        }
+        urls = {policy: server.url.replace("http://", "ws://") + "/transcribe" for policy, server in servers.items()}
+        capacity: dict[tuple[str, str], int] = {}
         try:
             print(f"{len(frames) * FRAME_MS / 1000:.0f} s streams of real-time pcm_s16le, {FRAME_MS} ms frames")
-            header = "model     streams  hyp p50  hyp p95  conf p50  conf p95  end lag"
-            print(header)
+            print("| model | streams | policy | hyp p50 | hyp p95 | conf p50 | conf p95 | end lag |")
+            print("|---|---|---|---|---|---|---|---|")
             for model in args.models:
-                asyncio.run(run(url, frames[:25], model, 1))  # warm-up: load the model
+                for policy in args.policies:
+                    asyncio.run(run(urls[policy], frames[:25], model, 1))  # warm-up: load the model
                 for streams in args.streams:
-                    result = asyncio.run(run(url, frames, model, streams))
-                    hyp, conf = result["hypothesis"], result["confirm"]
-                    print(
-                        f"{model:9s} {streams:7d}  {percentile(hyp, 0.5):6.2f}s  {percentile(hyp, 0.95):6.2f}s  "
-                        f"{percentile(conf, 0.5):7.2f}s  {percentile(conf, 0.95):7.2f}s  {result['end_lag']:6.2f}s",
-                        flush=True,
-                    )
+                    for policy in args.policies:
+                        result = asyncio.run(run(urls[policy], frames, model, streams))
+                        hyp, conf = result["hypothesis"], result["confirm"]
+                        if percentile(conf, 0.95) <= 3.0:
+                            capacity[(model, policy)] = max(capacity.get((model, policy), 0), streams)
+                        print(
+                            f"| {model} | {streams} | {policy} | {percentile(hyp, 0.5):.2f} s | "
+                            f"{percentile(hyp, 0.95):.2f} s | {percentile(conf, 0.5):.2f} s | "
+                            f"{percentile(conf, 0.95):.2f} s | {result['end_lag']:.2f} s |",
+                            flush=True,
+                        )
+            print("\ncapacity (most streams with confirmed p95 <= 3 s):")
+            for model in args.models:
+                for policy in args.policies:
+                    print(f"  {model:9s} {policy:10s} {capacity.get((model, policy), 0)}")
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
 
 
 if __name__ == "__main__":

@@ -73,6 +73,23 @@ class StreamingSettings(BaseModel):
         ge=1,
         description="Messages queued for a client that is not reading them before its session is closed with 1008.",
     )
+    policy: Literal["eager", "utterance", "la2"] = Field(
+        "utterance",
+        description=(
+            "When words become final: `eager` = as soon as two decodes agree (a phrase per step; doubtful words wait "
+            "for a final beam decode with 2 s of audio after them), `utterance` = one phrase per pause or clause "
+            "(beam re-decode; the default until `eager` matches batch accuracy with tiny.en, and what /v1/realtime "
+            "items use), `la2` = plain fixed-step LocalAgreement-2 (benchmark contender)."
+        ),
+    )
+    step_s: float = Field(
+        0.5, gt=0.05, le=5, description="New audio (seconds) before the unconfirmed tail is decoded again."
+    )
+    endpoint_ms: int = Field(500, ge=100, le=3000, description="Silence (ms) that ends an utterance (VAD endpointing).")
+    beam_size: int = Field(
+        1, ge=1, le=10, description="Beam size of the frequent tentative decodes (1 = greedy; 5 costs about the same)."
+    )
+    final_beam_size: int = Field(5, ge=1, le=20, description="Beam size of the decode at the end of an utterance.")
 
 
 class Settings(BaseSettings):

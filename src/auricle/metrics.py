@@ -32,6 +32,9 @@ __all__ = [
     "STREAM_CONNECTIONS",
     "STREAM_ERRORS",
     "STREAM_FIRST_HYPOTHESIS_SECONDS",
+    "STREAM_LAG_SECONDS",
+    "STREAM_SCHEDULER_BACKLOG",
+    "STREAM_STEP_SECONDS",
     "STREAM_SESSIONS",
     "STREAM_SESSIONS_CLOSED",
     "STREAM_SESSIONS_OPENED",
@@ -106,6 +109,15 @@ STREAM_FIRST_HYPOTHESIS_SECONDS = Histogram(
 STREAM_CONFIRM_SECONDS = Histogram(
     "auricle_stream_confirm_seconds", "Time from a word's audio arriving to its confirmation.", buckets=_STREAM_BUCKETS
 )
+STREAM_STEP_SECONDS = Histogram(
+    "auricle_stream_step_seconds", "Wall time of one recognition step (decodes) of a session.", buckets=_STREAM_BUCKETS
+)
+STREAM_LAG_SECONDS = Histogram(
+    "auricle_stream_lag_seconds",
+    "Real-time lag of a session when its step starts: received audio not yet recognised (seconds of audio).",
+    buckets=_STREAM_BUCKETS,
+)
+STREAM_SCHEDULER_BACKLOG = Gauge("auricle_stream_scheduler_backlog", "Streaming sessions waiting for a step.")
 BACKPRESSURE_EVENTS = Counter("auricle_stream_backpressure_total", "Backpressure messages sent.", ["action"])
 STREAM_ERRORS = Counter("auricle_stream_errors_total", "Streaming errors by code.", ["code"])
 STREAM_CONNECTIONS = Counter(

@@ -75,7 +75,7 @@ class FasterWhisperStreamingDecoder:
         """Words of ``samples`` with times relative to their start (see the module notes)."""
         language = self._language
         if not final and language is not None:
-            words = short_decode(self._model, samples, prompt, language)
+            words = short_decode(self._model, samples, prompt, language, beam_size=self._beam_size)
             if words is not None:
                 return words
         segments, info = self._model.transcribe(
@@ -102,14 +102,18 @@ class FasterWhisperStreamingDecoder:
         return words
 
 
-def short_decode(model: Any, samples: np.ndarray, prompt: str, language: str) -> list[Word] | None:
-    """A greedy decode with word times, the encoder fed only the audio plus a margin (see the module notes).
+def short_decode(
+    model: Any, samples: np.ndarray, prompt: str, language: str, *, beam_size: int = 1
+) -> list[Word] | None:
+    """A decode with word times (greedy by default), the encoder fed only the audio plus a margin (see the module
+    notes).
 
     Args:
         model: a ``faster_whisper.WhisperModel``.
         samples: 16 kHz audio.
         prompt: previous text to condition on.
         language: language code.
+        beam_size: beam width (1 = greedy).
 
     Returns:
         The words (times relative to the audio's start), or None when the audio is too long for a short input or
@@ -126,7 +130,7 @@ def short_decode(model: Any, samples: np.ndarray, prompt: str, language: str) ->
     start = model.get_prompt(tokenizer, previous, without_timestamps=True)
     # Speech is about 3 tokens a second; far more is a loop.
     budget = len(start) + int(len(samples) / SAMPLE_RATE * 8) + 16
-    result = model.model.generate(encoded, [start], beam_size=1, max_length=min(model.max_length, budget))[0]
+    result = model.model.generate(encoded, [start], beam_size=beam_size, max_length=min(model.max_length, budget))[0]
     tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
     if not tokens:
         return []

@@ -27,7 +27,7 @@ from auricle.streaming.protocol import (
     EndMessage,
     ProtocolError,
 )
-from auricle.streaming.session import ENDPOINT_MS, StreamSession, TranscriptLimitError
+from auricle.streaming.session import StreamSession, TranscriptLimitError
 
 __all__ = ["HANDLERS", "Connection", "handle_audio", "handler"]
 
@@ -205,8 +205,12 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
         raise ProtocolError(
             INVALID_MESSAGE, f"language: model '{name}' is English-only; use a multilingual model such as 'base'"
         )
-    decoder = runtime.streaming_decoder(transcriber, language, beam_size=1, final_beam_size=5)
-    session = StreamSession(config, name, settings.streaming, decoder, runtime.streaming_vad(ENDPOINT_MS))
+    limits = settings.streaming
+    decoder = runtime.streaming_decoder(
+        transcriber, language, beam_size=limits.beam_size, final_beam_size=limits.final_beam_size
+    )
+    vad = runtime.streaming_vad(limits.endpoint_ms)
+    session = StreamSession(config, name, limits, decoder, vad, limits.endpoint_ms)
     conn.session = session
     loop = asyncio.get_running_loop()
 

@@ -313,9 +313,16 @@ class RealtimeConnection(Connection):
             payload,
             self.model,
             self.hub.settings.streaming,
-            self.hub.runtime.streaming_decoder(transcriber, language, beam_size=1, final_beam_size=5),
+            self.hub.runtime.streaming_decoder(
+                transcriber,
+                language,
+                beam_size=self.hub.settings.streaming.beam_size,
+                final_beam_size=self.hub.settings.streaming.final_beam_size,
+            ),
             self.hub.runtime.streaming_vad(endpoint_ms, vad.threshold if vad else 0.5),
             endpoint_ms,
+            # An item is a turn: one phrase per pause (or clause, in long speech), not one per confirmation.
+            "utterance",
         )
         segment = _Segment(session, self.audio_ms, vad is not None, vad.prefix_padding_ms if vad else 0)
         loop = asyncio.get_running_loop()

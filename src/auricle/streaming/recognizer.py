@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -23,7 +24,10 @@ from auricle.engine.protocols import StreamingDecoder, StreamingVad
 from auricle.engine.types import SAMPLE_RATE, Word
 from auricle.streaming.agreement import LocalAgreement, join_words, normalize_word
 
-__all__ = ["Hypothesis", "Phrase", "StepResult", "StreamingRecognizer"]
+__all__ = ["Hypothesis", "Phrase", "Policy", "StepResult", "StreamingRecognizer"]
+
+Policy = Literal["eager", "utterance", "la2"]
+"""When words become final: see :class:`StreamingRecognizer`."""
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,9 @@ _GAP_S = 0.1  # a pause between confirmed words where the buffer may be cut
 _TAIL_S = 0.2  # audio decoded after the end of an utterance's speech
 _CONTEXT_S = 15.0  # emitted audio a final decode sees before the speech it decodes
 _TAIL_HYPOTHESIS = 0.3 * SAMPLE_RATE  # undecoded speech at an utterance end that gets a hypothesis first
+_EAGER_MIN_PROBABILITY = 0.5  # an agreed word less likely than this waits for a final decode (eager)
+_EAGER_BUFFER_S = 6.0  # eager keeps decodes about this short: the words before are out already (a prompt)
+_SETTLE_S = 2.0  # audio after a doubtful confirmed word before a final decode settles it (eager)
 _MIN_FINAL_SHARE = 0.75  # a final decode with fewer words than this share of the tentative ones skipped audio
 
 
@@ -84,6 +91,12 @@ class StreamingRecognizer:
         max_buffer_s: most audio to hold; decodes are kept to about half of it (and under 30 s).
         committed_time: end (s) of the last confirmed word (resume).
         prompt: text confirmed earlier (resume), used as the decoding prompt.
+        policy: when confirmed words go out as a phrase. ``eager``: as soon as two tentative decodes agree on them
+            (a phrase per step; the phrase text is exactly the agreed words, so no boundary is ever decoded twice),
+            holding back a last word that may be cut off; the words left at a pause come from a final beam decode
+            with context. ``utterance``: one phrase per pause, or clause end in long speech, whose text comes from
+            a final beam decode of the whole phrase. ``la2``: plain LocalAgreement-2 (no VAD endpointing, no final
+            decode), the published policy, kept as a benchmark contender.
     """
 
     def __init__(
@@ -99,8 +112,10 @@ class StreamingRecognizer:
         max_buffer_s: float = 24.0,
         committed_time: float = 0.0,
         prompt: str = "",
+        policy: Policy = "eager",
     ) -> None:
         self._decoder = decoder
+        self._policy = policy
         self._vad = vad
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = round(base_s * SAMPLE_RATE)  # session sample index of _buf[0]
@@ -125,6 +140,7 @@ class StreamingRecognizer:
         self._gone: list[Word] = []  # recent words in the prompt, with times
         self._early: Callable[[StepResult], None] | None = None
         self._phrase_starts: list[int] = []  # session sample where recent phrases' audio starts
+        self._settled_until = 0  # session sample up to which the last settling final decode heard (eager)
 
     @property
     def buffered_s(self) -> float:
@@ -161,6 +177,9 @@ class StreamingRecognizer:
         if len(samples):
             self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
         result = StepResult()
+        if self._policy == "la2":
+            self._la2_step(result, final)
+            return result
         pad = round(_PAD_S * SAMPLE_RATE)
         while True:
             spans = self._vad.speech_samples(self._buf) if len(self._buf) >= SAMPLE_RATE // 10 else []
@@ -199,6 +218,18 @@ class StreamingRecognizer:
 
     # -- steps ---------------------------------------------------------------------------------------------------
 
+    def _la2_step(self, result: StepResult, final: bool) -> None:
+        """Plain LocalAgreement-2: decode the whole buffer, emit what two decodes agree on, trim when long."""
+        if len(self._buf) and (
+            final or self._buf_start + len(self._buf) - self._decoded_until >= self._interval * SAMPLE_RATE
+        ):
+            self._hypothesize(result, 0, len(self._buf), len(self._buf))
+            if len(self._buf) > self._trim_s * SAMPLE_RATE:
+                self._shorten(result)
+        if final:
+            self._emit_phrase(result, self._agreement.complete(), len(self._buf))
+            self._trim(len(self._buf))
+
     def _no_speech(self, result: StepResult, final: bool) -> None:
         keep = 0 if final else min(len(self._buf), round(_PAD_S * SAMPLE_RATE))
         if self.pending_text:
@@ -207,8 +238,24 @@ class StreamingRecognizer:
         self._trim(len(self._buf) - keep)
 
     def _finish_utterance(self, result: StepResult, start: int, cut: int, speech_end: int) -> None:
-        """Decode the whole utterance once more and confirm all of it."""
-        words = self._decode_phrase(result, start, min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE)), speech_end)
+        """Decode the whole utterance once more and confirm all of it.
+
+        In ``eager`` most of it is out already; when nothing doubtful is left, the rest comes from one more
+        tentative decode (which hears the whole utterance now), not from a final one, which costs several times
+        more and would delay every other session.
+        """
+        end = min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE))
+        if self._policy == "eager" and not self._phrase_words:
+            offset = (self._buf_start + start) / SAMPLE_RATE
+            quick = [w.shifted(offset) for w in self._decoder.decode(self._buf[start:end], self._prompt, False)]
+            quick = _strip_invented_tail(quick, (self._buf_start + speech_end) / SAMPLE_RATE)
+            if all(w.probability >= _EAGER_MIN_PROBABILITY for w in self._phrase_agreement(quick).pending):
+                self._note_hypothesized(result, quick)
+                self._restart_phrase(quick)
+                self._emit_phrase(result, self._agreement.complete(), cut)
+                self._trim(cut)
+                return
+        words = self._decode_phrase(result, start, end, speech_end)
         if words is not None:
             self._restart_phrase(words)
         self._emit_phrase(result, self._agreement.complete(), cut)
@@ -239,6 +286,25 @@ class StreamingRecognizer:
         self._trim(round(cut_s * SAMPLE_RATE) - self._buf_start)
         return True
 
+    def _settle(self, result: StepResult, start: int, speech_end: int) -> None:
+        """Emit doubtful confirmed words (eager) from a final decode of the buffer, up to the confirmed time.
+
+        The rest of the final decode becomes the tentative hypothesis the next decode is agreed with; the audio
+        stays, so nothing is cut.
+        """
+        self._settled_until = self._buf_start + len(self._buf)
+        confirmed_until = self.committed_time
+        words = self._decode_phrase(result, start, len(self._buf), speech_end)
+        if words is None:
+            return
+        self._restart_phrase(words)
+        pending = self._agreement.pending
+        count = sum(1 for w in pending if w.end <= confirmed_until)
+        while 0 < count < len(pending) and not _starts_word(pending[count]):
+            count -= 1
+        if count:
+            self._emit_phrase(result, self._agreement.complete(pending[count - 1].end), 0)
+
     def _decode_phrase(self, result: StepResult, start: int, end: int, speech_end: int) -> list[Word] | None:
         """The final decode of ``_buf[start:end]``, checked against the tentative words of the same audio.
 
@@ -252,7 +318,8 @@ class StreamingRecognizer:
             result.hypothesized.clear()
             result.confirmed.clear()
         expected = len(self._phrase_words) - len(self._kept_phrase_words()) + len(self._agreement.tentative)
-        for context in (True, False):
+        # Eager decodes hear the whole utterance in the buffer: the audio before it adds little for its cost.
+        for context in (False,) if self._policy == "eager" else (True, False):
             words = self._final_decode(result, start, end, speech_end, context=context)
             if len(self._phrase_agreement(words).pending) >= _MIN_FINAL_SHARE * expected - 1:
                 return words
@@ -314,6 +381,16 @@ class StreamingRecognizer:
             return
         self._hypothesize(result, start, len(self._buf), speech_end)
         forced = len(self._buf) > self._trim_s * SAMPLE_RATE
+        if self._policy == "eager" and len(self._buf) > _EAGER_BUFFER_S * SAMPLE_RATE:
+            # A decode costs in proportion to its audio: drop emitted audio (its words become the prompt).
+            self._shorten(result)
+        if self._policy == "eager" and self._phrase_words and not forced:
+            held = self._phrase_words[0]
+            if (
+                end - round((held.end + _SETTLE_S) * SAMPLE_RATE) >= 0
+                and end - self._settled_until >= _SETTLE_S * SAMPLE_RATE
+            ):
+                self._settle(result, start, speech_end)
         long = bool(self._phrase_words) and end / SAMPLE_RATE - self._phrase_words[0].start > self._window
         # A long phrase is cut where the tentative words show a clause end (checked first: a final decode costs).
         clause = long and _cut_point(self._phrase_words, self._window / 2, self.committed_time, clause=True)
@@ -337,12 +414,43 @@ class StreamingRecognizer:
         self._phrase_words.extend(confirmed)
         self._buffer_words.extend(confirmed)
         result.confirmed.extend(w.end for w in confirmed)
+        if self._policy != "utterance":
+            self._emit_agreed(result)
         current = self._phrase_words + self._agreement.tentative
         self._note_hypothesized(result, current)
         text = join_words(current)
         if text and text != self._last_hypothesis:
             result.events.append(Hypothesis(current[0].start, current[-1].end, text))
             self._last_hypothesis = text
+
+    def _emit_agreed(self, result: StepResult) -> None:
+        """Emit the confirmed words as a phrase now (``eager``, ``la2``).
+
+        In ``eager`` only the words before the first doubtful one go out (see :meth:`_settle`), and a confirmed
+        word that ends the newest decode may be a word cut off by the end of the audio
+        ("America" of "Americans") that both decodes saw the same way: unless it ends a clause, it waits for a
+        decode that hears past it.
+        """
+        words = self._phrase_words
+        if self._policy == "eager":
+            # A doubtful word (a rare name, "ask" heard as "asked") is settled by a final decode instead.
+            doubtful = next((i for i, w in enumerate(words) if w.probability < _EAGER_MIN_PROBABILITY), len(words))
+            if doubtful < len(words):
+                words = words[:doubtful]
+        cut_off = bool(words) and len(words) == len(self._phrase_words)
+        cut_off = cut_off and words[-1].word.rstrip()[-1:] not in ".,;:!?"
+        if self._policy == "eager" and cut_off and not self._agreement.tentative:
+            words = words[:-1]
+        following = [*self._phrase_words[len(words) :], *self._agreement.tentative]
+        while words and following and not _starts_word(following[0]):
+            # A word Whisper split in two ("self" "-substantial") stays in one phrase.
+            following.insert(0, words.pop())
+        if not words:
+            return
+        held = self._phrase_words[len(words) :]
+        self._phrase_words = words
+        self._emit_phrase(result, [], 0)
+        self._phrase_words = held
 
     def _shorten(self, result: StepResult) -> None:
         """Keep decodes short: drop audio up to a pause between confirmed words, or force words out."""
@@ -436,12 +544,17 @@ def _cut_point(words: list[Word], min_s: float, until: float, *, clause: bool) -
         gap = after.start - before.end
         punctuated = before.word.rstrip()[-1:] in ".,;:!?"
         # A cut inside a word Whisper split in two ("bud-buriest") would show as two phrases.
-        starts_word = after.word[:1].isspace() and bool(normalize_word(after.word[:2]))
+        starts_word = _starts_word(after)
         if earliest <= before.end <= until and gap >= _GAP_S / 2 and starts_word and (punctuated or not clause):
             score = gap + (1.0 if punctuated else 0.0)
             if best is None or score >= best[0]:
                 best = (score, (before.end + after.start) / 2)
     return best[1] if best else None
+
+
+def _starts_word(word: Word) -> bool:
+    """Whether ``word`` begins a new word (Whisper also splits one word in pieces: "bud" "-buriest")."""
+    return word.word[:1].isspace() and bool(normalize_word(word.word[:2]))
 
 
 def _strip_invented_tail(words: list[Word], speech_end: float) -> list[Word]:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from auricle import metrics
 from auricle.streaming.session import StreamSession
 
 __all__ = ["InferenceScheduler"]
@@ -59,6 +60,7 @@ class InferenceScheduler:
         if known and session.id not in self._queued and session.id not in self._running and session.ready():
             self._queue.append(session)
             self._queued.add(session.id)
+            metrics.STREAM_SCHEDULER_BACKLOG.set(len(self._queue))
             assert self._wakeup is not None
             self._wakeup.set()
 
@@ -87,6 +89,7 @@ class InferenceScheduler:
                 await wakeup.wait()
             session = self._queue.popleft()
             self._queued.discard(session.id)
+            metrics.STREAM_SCHEDULER_BACKLOG.set(len(self._queue))
             self._running.add(session.id)
             outcome: list[dict[str, Any]] | BaseException
             try:

@@ -26,13 +26,12 @@ from auricle.engine.types import SAMPLE_RATE
 from auricle.streaming import protocol
 from auricle.streaming.audio import FrameDecoder
 from auricle.streaming.protocol import ConfigPayload
-from auricle.streaming.recognizer import Phrase, StepResult, StreamingRecognizer
+from auricle.streaming.recognizer import Phrase, Policy, StepResult, StreamingRecognizer
 
 __all__ = ["ENDPOINT_MS", "StreamSession", "TranscriptLimitError"]
 
 logger = logging.getLogger(__name__)
 
-_INTERVAL_S = 0.5  # re-decode the tail after this much new audio (when keeping up)
 ENDPOINT_MS = 500
 """Silence (ms) that can end an utterance; the VAD's minimum silence."""
 # Most new audio one step takes: a backlog is worked off in big steps, which see whole utterances.
@@ -53,6 +52,7 @@ class StreamSession:
         decoder: the session's decoder (``Runtime.streaming_decoder``).
         vad: the session's speech detector, with ``endpoint_ms`` minimum silence (``Runtime.streaming_vad``).
         endpoint_ms: silence that can end an utterance; the VAD's minimum silence must be the same.
+        policy: when words become final (default: ``limits.policy``; see :class:`StreamingRecognizer`).
     """
 
     def __init__(
@@ -63,6 +63,7 @@ class StreamSession:
         decoder: StreamingDecoder,
         vad: StreamingVad,
         endpoint_ms: int = ENDPOINT_MS,
+        policy: Policy | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.config = config
@@ -77,17 +78,21 @@ class StreamSession:
             (resume.last_text_end_ms if resume.last_text_end_ms is not None else resume.last_audio_ms) if resume else 0
         )
         self.window_s = config.window_duration_ms / 1000
+        self.policy: Policy = policy or limits.policy
+        # The plain LocalAgreement-2 contender decodes in fixed 1 s steps, as published.
+        self.step_s = 1.0 if self.policy == "la2" else limits.step_s
         self.recognizer = StreamingRecognizer(
             decoder,
             vad,
             base_s=self._base_s,
             window_s=self.window_s,
             overlap_s=config.overlap_duration_ms / 1000,
-            interval_s=_INTERVAL_S,
+            interval_s=self.step_s,
             endpoint_s=endpoint_ms / 1000,
             max_buffer_s=limits.buffer_s * 0.8,
             committed_time=self._last_text_end_ms / 1000,
             prompt=self._transcript,
+            policy=self.policy,
         )
         self._lock = threading.Lock()
         self._pending: deque[np.ndarray] = deque()
@@ -153,13 +158,17 @@ class StreamSession:
         """Whether a recognition step has work: enough new audio, or the end to flush."""
         if self.finished:
             return False
-        return self.ending or self._pending_samples >= _INTERVAL_S * SAMPLE_RATE
+        return self.ending or self._pending_samples >= self.step_s * SAMPLE_RATE
 
     # -- scheduler-thread side -----------------------------------------------------------------------------------
 
     def run_step(self) -> list[dict[str, Any]]:
         """Run one recognition step and return the server messages it produced (thread-safe per session)."""
+        started = time.monotonic()
         with self._lock:
+            # Under overload the pending audio grows: the step takes it all (up to _MAX_STEP_S), so steps get
+            # longer and hypotheses fewer instead of the session falling behind without bound.
+            metrics.STREAM_LAG_SECONDS.observe(self._pending_samples / SAMPLE_RATE)
             limit = round(_MAX_STEP_S * SAMPLE_RATE)
             taken: list[np.ndarray] = []
             count = 0
@@ -175,6 +184,7 @@ class StreamSession:
         if final:
             self.finished = True
             messages.extend(self._final_messages())
+        metrics.STREAM_STEP_SECONDS.observe(time.monotonic() - started)
         return messages
 
     def _messages(self, result: StepResult) -> list[dict[str, Any]]:

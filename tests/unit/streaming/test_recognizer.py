@@ -99,12 +99,13 @@ def phrase_text(events: list[Hypothesis | Phrase]) -> list[str]:
     return [normalize_word(w) for w in " ".join(e.text for e in events if isinstance(e, Phrase)).split()]
 
 
+@pytest.mark.parametrize("policy", ["eager", "utterance", "la2"])
 @pytest.mark.parametrize("chunk_s", [0.2, 1.0, 5.0, 30.0])
-def test_every_word_ends_up_in_exactly_one_phrase(chunk_s):
+def test_every_word_ends_up_in_exactly_one_phrase(chunk_s, policy):
     # Given three utterances, the second longer than the phrase window
     audio, spoken = synth([4, 30, 6])
-    # When it is streamed in chunks of any size (real-time frames to a whole backlog)
-    events = run(audio, chunk_s, window_s=5.0)
+    # When it is streamed in chunks of any size (real-time frames to a whole backlog), under any policy
+    events = run(audio, chunk_s, window_s=5.0, policy=policy)
     # Then the phrases hold every word once, in order
     assert phrase_text(events) == spoken
 
@@ -133,7 +134,7 @@ def test_a_long_utterance_gives_phrases_before_it_ends():
 
 def test_offsets_continue_from_the_resume_point():
     audio, spoken = synth([3])
-    events = run(audio, 0.2, base_s=100.0)
+    events = run(audio, 0.2, base_s=100.0, policy="utterance")
     phrase = next(e for e in events if isinstance(e, Phrase))
     assert phrase.start == pytest.approx(100.5, abs=0.05)
     assert phrase.resume_s >= phrase.end
@@ -162,7 +163,7 @@ def greedy_garbles(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
 def test_phrases_of_a_long_utterance_come_from_final_decodes(chunk_s):
     # Given one utterance much longer than the window, and tentative decodes that agree on wrong words
     audio, spoken = synth([40])
-    events = run_with(greedy_garbles, audio, chunk_s, window_s=3.0)
+    events = run_with(greedy_garbles, audio, chunk_s, window_s=3.0, policy="utterance")
     # Then it is emitted in several phrases before it ends, and every phrase holds the final decode's words
     phrases = [e for e in events if isinstance(e, Phrase)]
     assert len(phrases) >= 3
@@ -178,7 +179,7 @@ def test_final_decodes_see_the_audio_before_them_but_not_its_words_in_the_prompt
         calls.append((len(samples) / RATE, prompt, final))
         return fake_decode(samples, prompt, final)
 
-    events = run_with(recording, audio, 0.2)
+    events = run_with(recording, audio, 0.2, policy="utterance")
     finals = [c for c in calls if c[2]]
     # Then the second utterance's final decode also holds the first utterance's audio (context) ...
     assert finals[-1][0] > 5 * (WORD_S + GAP_S) + 1.0
@@ -194,7 +195,7 @@ def test_a_long_utterance_without_clause_ends_is_cut_only_when_the_buffer_is_ful
     def unpunctuated(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
         return [Word(w.start, w.end, w.word.rstrip(","), w.probability) for w in fake_decode(samples, prompt, final)]
 
-    events = run_with(unpunctuated, audio, 0.5, window_s=3.0, max_buffer_s=16.0)
+    events = run_with(unpunctuated, audio, 0.5, window_s=3.0, max_buffer_s=16.0, policy="utterance")
     phrases = [e for e in events if isinstance(e, Phrase)]
     # Then it is not cut at every window, only about when the buffer (8 s of decodes here) fills, and no word is lost
     assert len(phrases) >= 2
@@ -224,10 +225,24 @@ def test_what_a_step_has_is_published_before_its_final_decode():
         log.append("final" if final else "tentative")
         return fake_decode(samples, prompt, final)
 
-    recognizer = recognizer_over(decode, window_s=3.0)
+    recognizer = recognizer_over(decode, window_s=3.0, policy="utterance")
     for offset in range(0, len(audio), RATE):
         recognizer.step(audio[offset : offset + RATE], early=lambda part: log.append(f"early:{len(part.events)}"))
     # Then the hypothesis of a step that cuts a phrase is published before the phrase's final decode
     finals = [i for i, entry in enumerate(log) if entry == "final"]
     assert len(finals) >= 3
     assert sum(log[i - 1] == "early:1" for i in finals) >= 2
+
+
+def test_eager_confirms_words_while_the_utterance_goes_on():
+    # Given one long utterance streamed in real-time frames
+    audio, spoken = synth([30])
+    recognizer = recognizer_over(fake_decode)
+    lags: list[float] = []
+    step = int(0.2 * RATE)
+    for offset in range(0, len(audio), step):
+        now = (offset + step) / RATE
+        lags += [now - e.end for e in recognizer.step(audio[offset : offset + step]).events if isinstance(e, Phrase)]
+    # Then words come out in many phrases, each within about two steps of its audio, not at the pause
+    assert len(lags) >= 10
+    assert max(lags) < 2.0
