@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -19,6 +18,7 @@ from auricle.streaming import protocol
 from auricle.streaming.handlers import Connection, handle_audio
 from auricle.streaming.hub import StreamingHub
 from auricle.streaming.protocol import INVALID_MESSAGE, SESSION_LIMIT, ProtocolError
+from auricle.streaming.reader import read_loop
 
 __all__ = ["router"]
 
@@ -59,7 +59,12 @@ async def transcribe(websocket: WebSocket) -> None:
     conn = Connection(websocket, hub)
     writer = asyncio.create_task(conn.write_loop())
     try:
-        await _read_loop(conn)
+        await read_loop(
+            conn,
+            busy=lambda: conn.session is not None and conn.session.ending,
+            wind_down=lambda code, reason: _wind_down(conn, code, reason),
+            handle=lambda message, finished: _handle_frame(conn, message, finished),
+        )
     except Exception:
         logger.exception("stream %s: connection failed", conn.session_id)
         conn.finish(1011, "internal error")
@@ -81,59 +86,7 @@ async def transcribe(websocket: WebSocket) -> None:
                 )
 
 
-async def _read_loop(conn: Connection) -> None:
-    """Receive frames until the client leaves, the session ends, or a limit is reached."""
-    limits = conn.hub.settings.streaming
-    deadline = time.monotonic() + limits.max_session_s
-    finished = asyncio.create_task(conn.finished.wait())
-    draining = asyncio.create_task(conn.hub.draining.wait())
-    receive: asyncio.Task[Any] | None = None
-    try:
-        while not conn.finished.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                await _wind_down(conn, finished, 1008, "maximum session duration reached")
-                break
-            if draining.done():
-                # The server stops: final results and a checkpoint, then 1001 so the client resumes elsewhere.
-                await _wind_down(conn, finished, 1001, "server shutting down")
-                break
-            ending = conn.session is not None and conn.session.ending
-            # While the final results are computed the client has nothing to send: no idle timeout then.
-            timeout = remaining if ending else min(limits.idle_timeout_s, remaining)
-            if receive is None:
-                receive = asyncio.create_task(conn.websocket.receive())
-            done, _ = await asyncio.wait(
-                {receive, finished, draining}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if draining in done and receive not in done and not conn.finished.is_set():
-                continue  # the loop's head winds the session down
-            if not done and ending:
-                conn.finish(1008, "maximum session duration reached")  # the final results did not come in time
-                break
-            if not done and time.monotonic() < deadline:
-                await _wind_down(conn, finished, 1001, "idle timeout")
-                break
-            if not done:
-                continue  # the session's time is up: the loop's head ends it
-            if receive not in done:
-                break
-            message = receive.result()
-            receive = None
-            if message["type"] == "websocket.disconnect":
-                conn.finish(1000, "client closed")
-                break
-            if conn.throttled():
-                break
-            await _handle_frame(conn, message, finished)
-    finally:
-        if receive is not None:
-            receive.cancel()
-        finished.cancel()
-        draining.cancel()
-
-
-async def _wind_down(conn: Connection, finished: asyncio.Task[Any], code: int, reason: str) -> None:
+async def _wind_down(conn: Connection, code: int, reason: str) -> None:
     """End a session the server stops (idle, too long) as ``speech.end`` would: what was sent is recognised and the
     client gets the final phrase and checkpoint (to resume in a new session), then the close ``code``."""
     session = conn.session
@@ -143,7 +96,8 @@ async def _wind_down(conn: Connection, finished: asyncio.Task[Any], code: int, r
         if not session.ending:
             session.end()
             conn.hub.scheduler.notify(session)
-        await asyncio.wait({finished}, timeout=_WIND_DOWN_S)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(conn.finished.wait(), _WIND_DOWN_S)
     conn.finish()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -20,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from auricle import metrics
 from auricle.errors import AuricleError
 from auricle.streaming.hub import StreamingHub
+from auricle.streaming.reader import read_loop
 from auricle.streaming.realtime import RealtimeConnection
 from auricle.streaming.realtime_protocol import RealtimeError, error_event
 
@@ -80,7 +80,12 @@ async def realtime(websocket: WebSocket) -> None:
     writer = asyncio.create_task(conn.write_loop())
     try:
         conn.open()
-        await _read_loop(conn)
+        await read_loop(
+            conn,
+            busy=lambda: conn.busy,
+            wind_down=conn.wind_down,
+            handle=lambda message, finished: _handle_frame(conn, message, finished),
+        )
     except Exception:
         logger.exception("realtime %s: connection failed", conn.realtime_id)
         conn.finish(1011, "internal error")
@@ -109,54 +114,6 @@ def _url_model(hub: StreamingHub, name: str | None) -> str | None:
         hub.runtime.registry.info(hub.runtime.registry.canonical(name))
         return name
     return None
-
-
-async def _read_loop(conn: RealtimeConnection) -> None:
-    """Receive events until the client leaves, the connection ends, or a limit is reached."""
-    limits = conn.hub.settings.streaming
-    deadline = time.monotonic() + limits.max_session_s
-    finished = asyncio.create_task(conn.finished.wait())
-    draining = asyncio.create_task(conn.hub.draining.wait())
-    receive: asyncio.Task[Any] | None = None
-    try:
-        while not conn.finished.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                await conn.wind_down(1008, "maximum session duration reached")
-                break
-            if draining.done():
-                # The server stops: committed audio is transcribed, then 1001 so the client reconnects elsewhere.
-                await conn.wind_down(1001, "server shutting down")
-                break
-            # While committed audio is transcribed the client may wait in silence: no idle timeout then.
-            timeout = remaining if conn.busy else min(limits.idle_timeout_s, remaining)
-            if receive is None:
-                receive = asyncio.create_task(conn.websocket.receive())
-            done, _ = await asyncio.wait(
-                {receive, finished, draining}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if draining in done and receive not in done and not conn.finished.is_set():
-                continue  # the loop's head winds the connection down
-            if not done:
-                if not conn.busy and time.monotonic() < deadline:
-                    await conn.wind_down(1001, "idle timeout")
-                    break
-                continue
-            if receive not in done:
-                break
-            message = receive.result()
-            receive = None
-            if message["type"] == "websocket.disconnect":
-                conn.finish(1000, "client closed")
-                break
-            if conn.throttled():
-                break
-            await _handle_frame(conn, message, finished)
-    finally:
-        if receive is not None:
-            receive.cancel()
-        finished.cancel()
-        draining.cancel()
 
 
 async def _handle_frame(conn: RealtimeConnection, message: dict[str, Any], finished: asyncio.Task[Any]) -> None:
