@@ -8,8 +8,6 @@ boundary). The DERs are printed; run with ``-s`` to see them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,6 +15,7 @@ from auricle.engine._der import diarization_error_rate
 from auricle.engine.decode import decode
 from auricle.engine.diarize import ResemblyzerDiarizer
 from auricle.engine.types import SpeakerTurn
+from diarization_real import rttm_turns
 
 from diarization_synth import VOICES, Conversation, flite_available, make_conversation, speech_spans
 from support import CORPUS
@@ -98,21 +97,11 @@ def test_one_speaker_stays_one(diarizer, name):
     assert len(diarizer.diarize(samples, speech_spans(samples), min_speakers=1, max_speakers=4).embeddings) == 1
 
 
-def _rttm(path: Path) -> list[SpeakerTurn]:
-    turns = []
-    for line in path.read_text().splitlines():
-        fields = line.split()
-        if fields and fields[0] == "SPEAKER":
-            start, duration = float(fields[3]), float(fields[4])
-            turns.append(SpeakerTurn(start, start + duration, fields[7]))
-    return turns
-
-
 @pytest.mark.parametrize("name", ["ami_excerpt_dev00", "ami_excerpt_trn04"])
 def test_meeting_excerpts_sanity(diarizer, name):
     """Hard far-field meeting audio with overlap and VAD misses: a loose bound only; the numbers are reported."""
     samples = decode(CORPUS / "audio" / f"{name}.wav").samples
-    reference = _rttm(CORPUS / "rttm" / f"{name}.rttm")
+    reference = rttm_turns(CORPUS / "rttm" / f"{name}.rttm")
     spans = speech_spans(samples)
     auto = diarizer.diarize(samples, spans)
     raw, _ = _report(f"{name} (automatic count)", reference, auto.turns)
