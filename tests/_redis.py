@@ -171,13 +171,16 @@ class JobsServer(Process):
 class WorkerProcess(Process):
     """An ``auricle worker`` process (:func:`auricle.jobs.worker.run_worker`)."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], name: str = "worker") -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], name: str = "worker", metrics_port: int = 0) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        """Its Prometheus metrics (served when ``metrics_port`` is given)."""
         code = (
             "import logging; logging.basicConfig(level=logging.INFO);"
             "from auricle.config import Settings; from auricle.jobs.worker import run_worker; run_worker(Settings())"
         )
         full_env = {"AURICLE_DATA_DIR": str(data_dir), "AURICLE_DEFAULT_MODEL": "tiny.en", **env}
+        full_env["AURICLE_WORKER_METRICS_PORT"] = str(metrics_port)
         super().__init__([sys.executable, "-c", code], full_env, data_dir / f"{name}.log")
 
 

@@ -38,6 +38,9 @@ __all__ = [
     "STREAM_SESSIONS",
     "STREAM_SESSIONS_CLOSED",
     "STREAM_SESSIONS_OPENED",
+    "TEXT_WITHOUT_SPEECH",
+    "TRANSCRIPTIONS",
+    "TRANSCRIPTION_AVG_LOGPROB",
     "UPLOAD_BYTES",
     "WAITING",
     "WEBHOOK_DELIVERIES",
@@ -81,6 +84,22 @@ UPLOAD_BYTES = Histogram(
     "auricle_upload_bytes",
     "Size of each uploaded audio file (bytes).",
     buckets=tuple(float(kb * 1024) for kb in (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)),
+)
+# Accuracy signals, recorded by the process that transcribes (engine/signals.py): see the README's metrics table.
+TRANSCRIPTIONS = Counter(
+    "auricle_transcriptions_total",
+    "Transcriptions (files, and streaming sessions that produced text), by the language of the text: a Whisper "
+    "language code, or none when no text came out.",
+    ["language"],
+)
+TEXT_WITHOUT_SPEECH = Counter(
+    "auricle_transcriptions_text_without_speech_total",
+    "Transcriptions with a segment of text lying wholly outside the speech VAD found (a hallucination signal).",
+)
+TRANSCRIPTION_AVG_LOGPROB = Histogram(
+    "auricle_transcription_avg_logprob",
+    "Mean avg_logprob of one transcription's segments, weighted by segment duration (closer to 0 is surer).",
+    buckets=(-2, -1.5, -1.2, -1, -0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1, 0),
 )
 SERVICE_INFO = Info("auricle_service", "The server: version, inference device and compute type.")
 

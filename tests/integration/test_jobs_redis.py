@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -20,6 +21,7 @@ from _redis import (
     submit_clips,
     wait_all,
 )
+from support import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.model, pytest.mark.slow]
 
@@ -36,7 +38,8 @@ class Cluster:
 
     def add_worker(self) -> WorkerProcess:
         n = len(getattr(self, "workers", [])) + 1
-        return WorkerProcess(self.root / f"worker{n}", {**self.env, "AURICLE_WORKERS": "1"}, name=f"worker{n}")
+        env = {**self.env, "AURICLE_WORKERS": "1"}
+        return WorkerProcess(self.root / f"worker{n}", env, name=f"worker{n}", metrics_port=free_port())
 
     def db(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis.url, decode_responses=True)
@@ -74,6 +77,16 @@ def test_fifty_jobs_through_two_worker_processes_each_get_their_own_result(clust
         # Both worker processes took part.
         workers = {cluster.db().hget(f"auricle:job:{i}", "worker").split(":")[1] for i in clip_of}
         assert workers == {str(w.pid) for w in cluster.workers}
+        # And the workers, which transcribed, counted the 50 English transcriptions on their metrics port; the
+        # API node counted none
+        counted = [_sample(httpx.get(w.metrics_url, timeout=10).text, 'language="en"') for w in cluster.workers]
+        assert sum(counted) == 50 and all(counted)
+        assert _sample(client.get("/metrics").text, 'language="en"') == 0
+
+
+def _sample(text: str, labels: str) -> float:
+    line = f"auricle_transcriptions_total{{{labels}}} "
+    return sum(float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line))
 
 
 def test_cancel_reaches_a_running_job_on_a_worker(cluster: Cluster) -> None:

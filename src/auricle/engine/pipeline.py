@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from auricle.engine import signals
 from auricle.engine.decode import decode
 from auricle.engine.protocols import Diarizer, LanguageGuess, Transcriber, VadModel
 from auricle.engine.types import Audio, Segment, SpeechSpan, TranscribeOptions, Transcript
@@ -167,8 +168,25 @@ def run_pipeline(
             for segment in transcript.segments:
                 segment.words = []
     stats.processing_seconds = time.perf_counter() - started
+    signals.record_transcript(transcript, _speech(audio, spans, channel_spans, transcript, vad))
     emit(PipelineEvent("stage", "done", 1.0))
     return transcript
+
+
+def _speech(
+    audio: Audio,
+    spans: list[SpeechSpan] | None,
+    channel_spans: list[list[SpeechSpan]],
+    transcript: Transcript,
+    vad: VadModel,
+) -> list[SpeechSpan]:
+    """The speech VAD found in the file, for the text-without-speech signal. Without VAD filtering VAD has not run
+    yet: it runs now, and only when there is text to check (a small part of the decoding time)."""
+    if channel_spans:
+        return [span for found in channel_spans for span in found]
+    if spans is None and transcript.text:
+        return vad.speech_spans(audio.samples)
+    return spans or []
 
 
 def _fraction(position: float, duration: float) -> float:

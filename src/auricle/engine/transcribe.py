@@ -181,7 +181,7 @@ class FasterWhisperTranscriber:
         # Batched windows come back as one segment each; aligned words let us split them into sentences.
         args["word_timestamps"] = True
 
-        def decode_piece(piece: tuple[float, float]) -> list[Word]:
+        def decode_piece(piece: tuple[float, float]) -> list[tuple[Word, float]]:
             piece_start, piece_end = piece
             offset = int(piece_start * SAMPLE_RATE)
             # A pipeline per call: it keeps per-call state (the last speech timestamp) on itself.
@@ -192,9 +192,11 @@ class FasterWhisperTranscriber:
                 vad_filter=True,
                 **args,
             )
-            words = [_word(w, piece_start) for d in segments for w in (d.words or [])]
+            # Each word keeps the avg_logprob of the window it came from, for its sentence's avg_logprob.
+            scored = [(_word(w, piece_start), float(d.avg_logprob)) for d in segments for w in (d.words or [])]
             inside = [s for s in spans if piece_start <= s.start < piece_end]
-            return sorted(words + self._repair(samples, inside, words, language, args), key=lambda w: w.start)
+            scored += self._repair(samples, inside, [w for w, _ in scored], language, args)
+            return sorted(scored, key=lambda item: item[0].start)
 
         # Pieces are decoded by up to ``parallel`` threads at once (one CTranslate2 worker each, one thread per
         # worker: on CPU that beats one decode using every core), and yielded in order.
@@ -208,13 +210,13 @@ class FasterWhisperTranscriber:
 
     def _repair(
         self, samples: np.ndarray, spans: list[SpeechSpan], words: list[Word], language: str, args: dict[str, Any]
-    ) -> list[Word]:
-        """Decode again, sequentially, speech the batched pass left without words.
+    ) -> list[tuple[Word, float]]:
+        """Decode again, sequentially, speech the batched pass left without words (each with its avg_logprob).
 
         Without timestamps a batched window sometimes ends early after a pause (the sequential decoder would seek
         on and continue); the rest of that window would be lost. VAD tells us where speech was.
         """
-        repaired: list[Word] = []
+        repaired: list[tuple[Word, float]] = []
         for start, end in _uncovered(spans, words):
             piece = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
             before = [w.word for w in words if w.end <= start][-40:]
@@ -222,7 +224,7 @@ class FasterWhisperTranscriber:
             segments, _info = self.model.transcribe(
                 piece, language=language, vad_filter=False, **{**args, "initial_prompt": prompt}
             )
-            repaired += [_word(w, start) for s in segments for w in (s.words or [])]
+            repaired += [(_word(w, start), float(s.avg_logprob)) for s in segments for w in (s.words or [])]
         if repaired:
             logger.debug("re-decoded %d stretch(es) the batched pass skipped", len(repaired))
         return repaired
@@ -298,11 +300,15 @@ def _uncovered(spans: list[SpeechSpan], words: list[Word]) -> list[tuple[float, 
     return regions
 
 
-def _sentences(words: list[Word], keep_words: bool) -> Iterator[Segment]:
-    """Split a window's words into sentence-like segments (at sentence ends, long pauses, or a length cap)."""
+def _sentences(scored: list[tuple[Word, float]], keep_words: bool) -> Iterator[Segment]:
+    """Split a window's words into sentence-like segments (at sentence ends, long pauses, or a length cap); a
+    segment's avg_logprob is the mean of its words' (each word carries the avg_logprob of its decoding window)."""
+    words = [w for w, _ in scored]
     current: list[Word] = []
+    logprobs: list[float] = []
     for i, word in enumerate(words):
         current.append(word)
+        logprobs.append(scored[i][1])
         nxt = words[i + 1] if i + 1 < len(words) else None
         text = word.word.strip()
         ends_sentence = text.endswith(_SENTENCE_END)
@@ -315,8 +321,10 @@ def _sentences(words: list[Word], keep_words: bool) -> Iterator[Segment]:
                 end=current[-1].end,
                 text="".join(w.word for w in current).strip(),
                 words=current if keep_words else [],
+                avg_logprob=sum(logprobs) / len(logprobs),
             )
             current = []
+            logprobs = []
 
 
 def _convert(segment: Any, index: int, offset: float) -> Segment:

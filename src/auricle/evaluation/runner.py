@@ -6,7 +6,11 @@ The manifest is JSON Lines, one recording per line (the corpus format; paths rel
      "speakers": 2, "rttm": "rttm/call01.rttm"}
 
 Only ``audio`` is required; ``id`` defaults to the file name, and ``reference``, ``language``, ``speakers`` and
-``rttm`` are scored when present. Each file goes through :func:`auricle.engine.pipeline.run_pipeline` with the
+``rttm`` are scored when present. A stereo recording with ``channel_references`` (``{"left": ..., "right": ...}``,
+one talker per channel) is scored per channel: each channel is transcribed on its own and its WER pooled over both.
+With an English-only model, an entry whose ``language`` is not English is skipped (reported, not scored).
+
+Each file goes through :func:`auricle.engine.pipeline.run_pipeline` with the
 runtime's model, VAD and diarizer, exactly as a server request would (``diarize=True`` with ``--diarize``); the
 diarizer's speaker turns are recorded on the way for the DER.
 """
@@ -17,17 +21,18 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from auricle.engine._der import diarization_error_rate
+from auricle.engine.decode import decode
 from auricle.engine.pipeline import PipelineStats, run_pipeline
 from auricle.engine.protocols import DiarizationResult, Diarizer
-from auricle.engine.types import SpeakerTurn, SpeechSpan, TranscribeOptions, Transcript
+from auricle.engine.types import Audio, SpeakerTurn, SpeechSpan, TranscribeOptions, Transcript
 from auricle.evaluation.metrics import CER_LANGUAGES, character_errors, word_errors
 
 __all__ = ["FileResult", "ManifestEntry", "evaluate", "read_manifest", "read_rttm", "summarise"]
@@ -51,6 +56,8 @@ class ManifestEntry:
     language: str | None = None
     speakers: int | None = None
     rttm: Path | None = None
+    channel_references: tuple[str, str] | None = None
+    """(left, right) references of a stereo recording with one talker per channel."""
 
 
 @dataclass
@@ -70,7 +77,9 @@ class FileResult:
     audio_s: float | None = None
     words_without_speech: int | None = None
     text: str | None = None
+    channel_wer: list[float] | None = None
     error: str | None = None
+    skipped: str | None = None
     # Totals behind the rates, for the summary's weighted figures.
     _edits: tuple[int, int] | None = field(default=None, repr=False)
     _der_parts: tuple[float, float, float] | None = field(default=None, repr=False)
@@ -95,6 +104,7 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
         if not isinstance(data, dict) or not data.get("audio"):
             raise ValueError(f"{path}:{number}: each line must be a JSON object with an 'audio' path")
         audio = base / data["audio"]
+        channels = data.get("channel_references")
         entries.append(
             ManifestEntry(
                 id=str(data.get("id") or audio.stem),
@@ -103,6 +113,7 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
                 language=data.get("language"),
                 speakers=data.get("speakers"),
                 rttm=base / data["rttm"] if data.get("rttm") else None,
+                channel_references=(channels["left"], channels["right"]) if channels else None,
             )
         )
     return entries
@@ -169,16 +180,32 @@ def evaluate_file(entry: ManifestEntry, runtime: Any, options: TranscribeOptions
     opts = TranscribeOptions(**{**options.to_dict(), "word_timestamps": options.word_timestamps or truth is not None})
     recorder = _RecordingDiarizer(runtime.diarizer) if options.diarize else None
     stats = PipelineStats()
+    channel_wer: list[tuple[int, int]] | None = None
     with runtime.models.use(opts.model) as transcriber:
-        transcript = run_pipeline(
-            entry.audio,
-            opts,
-            transcriber,
-            runtime.vad,
-            diarizer=recorder,
-            max_audio_s=runtime.settings.max_audio_s,
-            stats=stats,
-        )
+        language = options.language or entry.language
+        if language and language != "en" and not getattr(transcriber, "multilingual", True):
+            return FileResult(
+                id=entry.id,
+                language_expected=entry.language,
+                skipped=f"model '{transcriber.name}' is English-only and the recording is in '{language}'",
+            )
+
+        def transcribe(
+            source: Path | Audio, run_options: TranscribeOptions, diarizer: Any, run_stats: PipelineStats
+        ) -> Transcript:
+            return run_pipeline(
+                source,
+                run_options,
+                transcriber,
+                runtime.vad,
+                diarizer=diarizer,
+                max_audio_s=runtime.settings.max_audio_s,
+                stats=run_stats,
+            )
+
+        transcript = transcribe(entry.audio, opts, recorder, stats)
+        if entry.channel_references:
+            channel_wer = _channel_errors(entry, transcribe, replace(opts, diarize=False), language)
     result = FileResult(
         id=entry.id,
         language=transcript.language,
@@ -188,7 +215,11 @@ def evaluate_file(entry: ManifestEntry, runtime: Any, options: TranscribeOptions
         rtf=round(stats.processing_seconds / stats.audio_seconds, 4) if stats.audio_seconds else None,
         text=transcript.text,
     )
-    if entry.reference is not None:
+    if channel_wer is not None:
+        result.channel_wer = [errors / length for errors, length in channel_wer]
+        result._edits = (sum(e for e, _ in channel_wer), sum(n for _, n in channel_wer))
+        result.wer = result._edits[0] / result._edits[1]
+    elif entry.reference is not None:
         language = entry.language or transcript.language
         if language in CER_LANGUAGES:
             counts = character_errors(entry.reference, transcript.text)
@@ -214,6 +245,25 @@ def evaluate_file(entry: ManifestEntry, runtime: Any, options: TranscribeOptions
     return result
 
 
+def _channel_errors(
+    entry: ManifestEntry,
+    transcribe: Callable[[Path | Audio, TranscribeOptions, Any, PipelineStats], Transcript],
+    options: TranscribeOptions,
+    language: str | None,
+) -> list[tuple[int, int]] | None:
+    """(errors, reference words) of each channel transcribed on its own; None when the file is not stereo."""
+    assert entry.channel_references is not None
+    audio = decode(entry.audio, keep_channels=True)
+    if audio.channels is None:
+        return None
+    counts = []
+    for channel, reference in zip(audio.channels, entry.channel_references, strict=True):
+        text = transcribe(Audio(np.ascontiguousarray(channel)), options, None, PipelineStats()).text
+        scored = word_errors(reference, text, language or "en")
+        counts.append((scored.errors, scored.length))
+    return counts
+
+
 def evaluate(
     entries: list[ManifestEntry], runtime: Any, options: TranscribeOptions, *, progress: bool = True
 ) -> list[FileResult]:
@@ -232,7 +282,7 @@ def evaluate(
 
 def summarise(results: list[FileResult]) -> dict[str, Any]:
     """Mean WER/CER, pooled error rates, speech-weighted DER, count and language accuracy, words without speech."""
-    ok = [r for r in results if r.error is None]
+    ok = [r for r in results if r.error is None and r.skipped is None]
 
     def mean(values: list[float | None]) -> float | None:
         present = [v for v in values if v is not None]
@@ -247,7 +297,8 @@ def summarise(results: list[FileResult]) -> dict[str, Any]:
     audio = sum(r.audio_s or 0.0 for r in ok)
     return {
         "files": len(results),
-        "failed": len(results) - len(ok),
+        "failed": sum(r.error is not None for r in results),
+        "skipped": sum(r.skipped is not None for r in results),
         "mean_wer": mean([r.wer for r in ok]),
         "pooled_wer": sum(e for e, _ in wer_edits) / sum(n for _, n in wer_edits) if wer_edits else None,
         "mean_cer": mean([r.cer for r in ok]),
@@ -276,6 +327,9 @@ def render_table(results: list[FileResult], summary: dict[str, Any]) -> str:
         if r.error:
             lines.append(f"{r.id:<40} FAILED: {r.error}")
             continue
+        if r.skipped:
+            lines.append(f"{r.id:<40} skipped: {r.skipped}")
+            continue
         error_rate = r.wer if r.wer is not None else r.cer
         speakers = f"{r.speakers}/{r.speakers_expected or '?'}" if r.speakers is not None else "-"
         language = f"{r.language}/{r.language_expected or '?'}"
@@ -286,7 +340,8 @@ def render_table(results: list[FileResult], summary: dict[str, Any]) -> str:
     s = summary
     lines += [
         "",
-        f"files {s['files']} (failed {s['failed']}), audio {s['audio_s']:.0f} s, RTF {_fmt(s['rtf'], False)}",
+        f"files {s['files']} (failed {s['failed']}, skipped {s['skipped']}), audio {s['audio_s']:.0f} s, "
+        f"RTF {_fmt(s['rtf'], False)}",
         f"mean WER {_fmt(s['mean_wer'])} (pooled {_fmt(s['pooled_wer'])}), mean CER {_fmt(s['mean_cer'])}",
         f"DER {_fmt(s['der'])} with a {COLLAR_S} s collar, {_fmt(s['der_no_collar'])} without (speech-weighted)",
         f"speaker count right {_fmt(s['speaker_count_accuracy'])}, language right {_fmt(s['language_accuracy'])}, "

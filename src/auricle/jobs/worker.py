@@ -348,6 +348,13 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     deliverer = WebhookDeliverer(queue, settings, name="worker-hooks")
     deliverer.start()
     metrics.WORKERS.set(settings.workers)
+    exporter = None
+    if settings.worker_metrics_port:
+        # The transcriptions of this process are counted here, so they are scraped here (the API node has none).
+        from prometheus_client import start_http_server
+
+        exporter, _ = start_http_server(settings.worker_metrics_port, addr=settings.host)
+        logger.info("worker %s: metrics on %s:%s", me, settings.host, settings.worker_metrics_port)
     logger.info("worker %s: %s threads taking jobs from Redis", me, settings.workers)
     last_sweep = 0.0
     try:
@@ -369,6 +376,8 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
         logger.info("worker %s: stopping (%d job(s) still running are handed back)", me, consumer.running)
         consumer.stop(timeout=10.0)
         deliverer.stop()
+        if exporter is not None:
+            exporter.shutdown()
         try:
             queue.unregister_worker(me)
         except Exception as exc:  # Redis down: the registration expires on its own

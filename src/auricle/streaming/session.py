@@ -94,6 +94,8 @@ class StreamSession:
             prompt=self._transcript,
             policy=self.policy,
         )
+        self._stream_decoder = decoder
+        self._text = ""  # this session's own words (a resumed session's transcript starts with the earlier text)
         self._lock = threading.Lock()
         self._pending: deque[np.ndarray] = deque()
         self._pending_samples = 0
@@ -220,6 +222,7 @@ class StreamSession:
         if len(grown.encode()) > self.limits.max_transcript_bytes:
             raise TranscriptLimitError(f"transcript passed {self.limits.max_transcript_bytes} bytes")
         self._transcript = grown
+        self._text = f"{self._text} {addition}"
         self._last_text_end_ms = round(event.end * 1000)
         offset, duration = self._span_ms(event.start, event.end)
         return [
@@ -235,6 +238,10 @@ class StreamSession:
             self.checkpoint_message(end_s),
         ]
         logger.info("stream %s ended: %.1f s of audio, %d chars", self.id, duration / 1000, len(self._transcript))
+        if self._text:
+            # Counted like a file (engine/signals.py). Text only comes from decodes in a language faster-whisper
+            # accepted, so the label is a Whisper code; "other" while detection has not settled on one.
+            metrics.TRANSCRIPTIONS.labels(getattr(self._stream_decoder, "language", None) or "other").inc()
         return messages
 
     # -- checkpoint ----------------------------------------------------------------------------------------------
