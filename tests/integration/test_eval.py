@@ -13,6 +13,7 @@ import contextlib
 import io
 import itertools
 import json
+import wave
 
 import jiwer
 import numpy as np
@@ -121,3 +122,49 @@ def test_der_matches_an_independent_computation(evaluated, runtime):
     # And the near-silent excerpt gets no invented speakers
     assert files["en_ami_excerpt_trn02"]["speakers"] <= 1
     assert document["summary"]["der"] is not None
+
+
+@pytest.fixture(scope="module")
+def english_only(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, dict[str, dict]]:
+    """``tiny.en`` over the stereo file, each of its channels saved as a mono file, and the Chinese clip."""
+    root = tmp_path_factory.mktemp("eval-tiny-en")
+    (root / "audio").symlink_to(CORPUS / "audio")
+    entries = {e["id"]: e for e in map(json.loads, (CORPUS / "manifest.jsonl").read_text().splitlines())}
+    stereo = entries["en_stereo_two_speakers"]
+    channels = decode(CORPUS / stereo["audio"], keep_channels=True).channels
+    assert channels is not None
+    lines = [stereo, entries["zh_aishell_BAC009S0724W0121"]]
+    for side, samples in zip(("left", "right"), channels, strict=True):
+        with wave.open(str(root / f"{side}.wav"), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes(np.round(samples * 32768).clip(-32768, 32767).astype("<i2").tobytes())
+        lines.append({"id": side, "audio": f"{side}.wav", "reference": stereo["channel_references"][side]})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["eval", str(root / "manifest.jsonl"), "--model", "tiny.en", "--json"])
+    document = json.loads(out.getvalue())
+    return status, document, {f["id"]: f for f in document["files"]}
+
+
+def test_english_only_model_skips_other_languages_and_scores_stereo_channels_apart(english_only, corpus):
+    status, document, files = english_only
+    # Then the Chinese clip is skipped with the reason, which neither fails the run nor counts in any score
+    assert status == 0
+    assert files["zh_aishell_BAC009S0724W0121"]["skipped"] == (
+        "model 'tiny.en' is English-only and the recording is in 'zh'"
+    )
+    assert files["zh_aishell_BAC009S0724W0121"]["cer"] is None and document["summary"]["mean_cer"] is None
+    assert document["summary"]["skipped"] == 1 and document["summary"]["failed"] == 0
+    # And each channel of the stereo file scores as that channel alone, saved as a mono file, does (checked with
+    # jiwer on the mono files' text)
+    references = {e["id"]: e for e in corpus}["en_stereo_two_speakers"]["channel_references"]
+    stereo = files["en_stereo_two_speakers"]
+    for index, side in enumerate(("left", "right")):
+        expected = jiwer.wer(normalize_english(references[side]), normalize_english(files[side]["text"]))
+        assert files[side]["wer"] == pytest.approx(expected)
+        assert stereo["channel_wer"][index] == pytest.approx(expected)
+    # And the file's WER is pooled over the channels (not the 45 % of both talkers against one joined reference)
+    assert min(stereo["channel_wer"]) <= stereo["wer"] <= max(stereo["channel_wer"]) < 0.2
