@@ -199,6 +199,15 @@ class Settings(BaseSettings):
         None, description="Redis/Valkey URL; when set jobs go through Redis to `auricle worker`s."
     )
     local_workers: bool = Field(True, description="Run job workers inside `auricle serve` (embedded mode).")
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description=(
+            "Port on which `auricle worker` serves Prometheus metrics at /metrics, on `AURICLE_HOST`, without API"
+            " keys (0: none, the worker takes no connections)."
+        ),
+    )
     job_ttl_s: float = Field(7 * 86400.0, gt=0, description="Seconds a finished job's result and audio are kept.")
     job_lease_s: float = Field(60.0, gt=0, description="Seconds a claimed job stays leased without a heartbeat.")
     shutdown_grace_s: float = Field(
