@@ -463,8 +463,20 @@ class JobQueue(abc.ABC):
         )
         if audio is not None:
             job.audio_path = str(self._spool_audio(audio, job.id, filename).resolve())
-        self._insert(enqueued(job))
-        self._queued(job.id)
+        try:
+            self._insert(enqueued(job))
+        except BaseException:
+            remove_file(job.audio_path)  # no job refers to it: the store never took it (Redis went down)
+            raise
+        try:
+            self._queued(job.id)
+        except BaseException:
+            # Not handed to the workers, so the caller refuses it: take it back (at best: the store may be down
+            # too), lest it be run after a refusal or wait forever for a message that never came.
+            with contextlib.suppress(Exception):
+                self._remove(job.id)
+            remove_file(job.audio_path)
+            raise
         return job
 
     @abc.abstractmethod

@@ -199,9 +199,16 @@ class RedisJobQueue(JobQueue):
     def _insert(self, change: Change) -> None:
         job = change.job
         path = Path(job.audio_path or "")
+        audio_key = self._keys(job.id)[3]
         if path.is_file() and path.stat().st_size <= self.inline_audio_bytes:
-            self.raw.set(self._keys(job.id)[3], path.read_bytes())
-        if not self._write(change, "new", index=None if job.ephemeral else job.created_at):
+            self.raw.set(audio_key, path.read_bytes())
+        try:
+            stored = self._write(change, "new", index=None if job.ephemeral else job.created_at)
+        except BaseException:
+            with contextlib.suppress(Exception):  # Redis went down meanwhile: it keeps no audio of a job it lacks
+                self.raw.delete(audio_key)
+            raise
+        if not stored:
             raise JobStateError(f"job {job.id} already exists")
 
     def _apply(self, job_id: str, decide: Callable[[Job], Change | None]) -> tuple[Job, bool]:

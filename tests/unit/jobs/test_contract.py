@@ -275,6 +275,52 @@ def test_redis_drops_the_sync_jobs_of_a_dead_process_of_this_host_and_keeps_othe
         queue.close()
 
 
+@pytest.mark.redis
+def test_redis_down_at_enqueue_leaves_no_upload_in_the_spool(tmp_path: Path, audio: Audio) -> None:
+    import redis
+
+    from auricle.jobs.redis import RedisJobQueue
+
+    from _redis import free_port
+
+    # Given a store whose Redis is down
+    queue = RedisJobQueue(f"redis://127.0.0.1:{free_port()}/0", tmp_path / "spool", ttl_s=60, lease_s=30)
+    try:
+        # When a job is enqueued, it is refused, and its upload does not stay in the spool
+        with pytest.raises(redis.ConnectionError):
+            submit(queue, audio)
+        assert list((tmp_path / "spool").iterdir()) == []
+    finally:
+        queue.close()
+
+
+@pytest.mark.redis
+def test_a_job_that_cannot_reach_the_workers_is_taken_back(
+    redis_server: RedisServer, tmp_path: Path, audio: Audio
+) -> None:
+    import redis
+
+    from auricle.jobs.dramatiq import DramatiqTransport
+    from auricle.jobs.redis import RedisJobQueue
+
+    from _redis import free_port
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    # Given a store that is up and a transport to the workers that is down
+    transport = DramatiqTransport(f"redis://127.0.0.1:{free_port()}/0", lease_s=30)
+    queue = RedisJobQueue(redis_server.url, tmp_path / "spool", ttl_s=60, lease_s=30, dispatcher=transport)
+    try:
+        # When a job is enqueued, it is refused
+        with pytest.raises(redis.ConnectionError):
+            submit(queue, audio)
+        # Then nothing of it stays: no job waiting forever for a message, no audio in Redis or in the spool
+        assert queue.counts()["queued"] == 0 and queue.list() == []
+        assert queue.r.keys("auricle:audio:*") == []
+        assert list((tmp_path / "spool").iterdir()) == []
+    finally:
+        queue.close()
+
+
 def test_fail_then_retry(job_queue: JobQueue, audio: Audio) -> None:
     job_id = submit(job_queue, audio)
     with pytest.raises(JobStateError, match=f"^job {job_id} is queued; it cannot be retried$"):
