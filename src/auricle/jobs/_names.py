@@ -6,9 +6,10 @@ import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["new_job_id", "process_gone", "remove_file", "spool_name", "worker_id"]
+__all__ = ["new_job_id", "process_gone", "remove_file", "spool_name", "sweep_spool", "worker_id"]
 
 
 def new_job_id() -> str:
@@ -46,6 +47,25 @@ def spool_name(job_id: str, filename: str | None) -> str:
     if not suffix.replace(".", "").isalnum():
         suffix = ""
     return f"job-{job_id}{suffix}"
+
+
+def sweep_spool(spool_dir: Path, known: Callable[[str], bool], *, min_age_s: float, now: float) -> int:
+    """Delete the files of ``spool_dir`` no job refers to: ``job-<id>*`` files whose id is not ``known``, and any
+    other file older than ``min_age_s``. Returns how many files were removed."""
+    removed = 0
+    if not spool_dir.is_dir():
+        return 0
+    for path in spool_dir.iterdir():
+        if not path.is_file():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            age = now - path.stat().st_mtime
+            # A job's file goes with its job (the upload is moved in just before the job is stored: 5 s of grace).
+            orphan = age > 5.0 and not known(path.name[4:36]) if path.name.startswith("job-") else age > min_age_s
+            if orphan:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def remove_file(path: str | None) -> None:

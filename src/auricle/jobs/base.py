@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from auricle.errors import AudioDecodeError, JobNotFoundError, JobStateError
 from auricle.jobs import _webhook_rules
-from auricle.jobs._names import new_job_id, remove_file, spool_name, worker_id
+from auricle.jobs._names import new_job_id, remove_file, spool_name, sweep_spool, worker_id
 from auricle.jobs.codec import ErrorInfo
 from auricle.jobs.events import FinishedEvent, JobEvent, ProgressEvent, StateEvent
 
@@ -783,23 +783,7 @@ class JobQueue(abc.ABC):
     def sweep_orphans(self, *, min_age_s: float = 6 * 3600.0, now: float | None = None) -> int:
         """Delete spool files no job refers to: ``job-<id>*`` files of unknown jobs, and any other file older
         than ``min_age_s`` (uploads abandoned by a crashed request). Returns how many files were removed."""
-        now = time.time() if now is None else now
-        removed = 0
-        if not self.spool_dir.is_dir():
-            return 0
-        for path in self.spool_dir.iterdir():
-            if not path.is_file():
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                age = now - path.stat().st_mtime
-                if path.name.startswith("job-"):
-                    orphan = age > 5.0 and not self.exists(path.name[4:36])
-                else:
-                    orphan = age > min_age_s
-                if orphan:
-                    path.unlink()
-                    removed += 1
-        return removed
+        return sweep_spool(self.spool_dir, self.exists, min_age_s=min_age_s, now=time.time() if now is None else now)
 
     def close(self) -> None:
         """Release connections."""
