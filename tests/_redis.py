@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from support import free_port
+
 __all__ = [
     "HTTPFailure",
     "JobsServer",
@@ -32,13 +34,6 @@ __all__ = [
 ]
 
 TESTS = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:

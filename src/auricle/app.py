@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from auricle import __version__, metrics
+from auricle import metrics
 from auricle.api.auth import ApiKeyBackend
 from auricle.api.drain import Drainer
 from auricle.api.errors import install_error_handlers
@@ -88,8 +88,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.streaming = hub
         app.state.model_ready = model_ready
         app.state.drainer = Drainer(service, hub, settings.shutdown_grace_s)
-        device, compute_type = resolve_device(settings.device, settings.compute_type)
-        metrics.SERVICE_INFO.info({"version": __version__, "device": device, "compute_type": compute_type})
+        metrics.set_service_info(*resolve_device(settings.device, settings.compute_type))
 
         tasks: list[asyncio.Task[None]] = []
         # Only workers use models: an API node without local workers (every request is a job) loads none.

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
+from auricle import __version__
+
 __all__ = [
     "AUDIO_DURATION_SECONDS",
     "AUDIO_SECONDS",
@@ -46,6 +48,7 @@ __all__ = [
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_SECONDS",
     "WORKERS",
+    "set_service_info",
 ]
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800)
@@ -102,6 +105,12 @@ TRANSCRIPTION_AVG_LOGPROB = Histogram(
     buckets=(-2, -1.5, -1.2, -1, -0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1, 0),
 )
 SERVICE_INFO = Info("auricle_service", "The server: version, inference device and compute type.")
+
+
+def set_service_info(device: str, compute_type: str) -> None:
+    """Fill ``auricle_service_info`` (every process that exposes metrics calls this as it starts)."""
+    SERVICE_INFO.info({"version": __version__, "device": device, "compute_type": compute_type})
+
 
 # Auth
 AUTH_REJECTIONS = Counter(

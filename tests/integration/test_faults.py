@@ -86,10 +86,11 @@ def test_redis_down_under_load_is_503_with_retry_after_and_loses_nothing(tmp_pat
         assert sync.status_code == 503 and sync.headers.get("Retry-After"), sync.text
         statuses = [status for _, status, _, _, _ in load.answers]
         assert not [a for a in load.answers if a[1] >= 500 and a[1] != 503], load.answers
-        # (requests sent once Redis was surely down and answered before it came back): refused with 503 and
-        # Retry-After; every 503 at any time carries Retry-After
+        # (requests sent once Redis was surely down and answered before it came back): each refused with 503 and
+        # Retry-After; every 503 at any time carries Retry-After. (In eight runs every answer in the window was a 503;
+        # what failed now and then was the spool check below: an upload whose job Redis did not take stayed behind.)
         during = [a for a in load.answers if down_at + 0.5 < a[0] and a[4] < up_at]
-        assert any(status == 503 for _, status, _, _, _ in during), during
+        assert during and all(status == 503 and retry for _, status, retry, _, _ in during), during
         unavailable = [a for a in load.answers if a[1] == 503]
         assert all(retry for _, _, retry, _, _ in unavailable), [a for a in unavailable if not a[2]]
         assert load.dropped == 0

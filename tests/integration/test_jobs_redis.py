@@ -3,6 +3,9 @@ and a ``redis-server`` with AOF started by the test. Workers are killed, Redis i
 
 from __future__ import annotations
 
+import contextlib
+import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +20,11 @@ from _redis import (
     WorkerProcess,
     assert_results_match,
     cancel_while_running,
+    free_port,
     long_clip,
     submit_clips,
     wait_all,
 )
-from support import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.model, pytest.mark.slow]
 
@@ -140,3 +143,74 @@ def test_redis_restart_loses_no_job(cluster: Cluster) -> None:
         jobs = wait_all(client, list(clip_of), timeout=120)
         assert {j["status"] for j in jobs.values()} == {"succeeded"}
         assert_results_match(client, clip_of)
+
+
+def test_server_killed_mid_sync_request_drops_its_sync_job_and_finishes_background_jobs(tmp_path: Path) -> None:
+    # Given a single node on Redis (local workers) running a sync request's job and a background job, with one
+    # more background job queued
+    db_server = RedisServer(tmp_path / "redis").start()
+    env = {"AURICLE_REDIS_URL": db_server.url, "AURICLE_JOB_LEASE_S": "3", "AURICLE_WORKERS": "2"}
+    data_dir = tmp_path / "node"
+    server = JobsServer(data_dir, env)
+    restarted: JobsServer | None = None
+    db = redis.Redis.from_url(db_server.url, decode_responses=True)
+    clip = long_clip(tmp_path)
+
+    def sync_request() -> None:
+        with contextlib.suppress(httpx.HTTPError), httpx.Client(base_url=server.url, timeout=120) as client:
+            client.post("/asr", files={"audio_file": (clip.name, clip.read_bytes(), "audio/wav")})
+
+    def running(ids: list[str]) -> list[str]:
+        return [i for i in ids if db.hget(f"auricle:job:{i}", "status") == "running"]
+
+    try:
+        threading.Thread(target=sync_request, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not (sync_ids := running(list(db.smembers("auricle:sync")))):
+            assert time.monotonic() < deadline, server.tail()
+            time.sleep(0.05)
+        with server.client() as client:
+            clip_of = submit_clips(client, 2, clips=[LONG, "jfk.flac"])
+        while not running(list(clip_of)):
+            assert time.monotonic() < deadline, server.tail()
+            time.sleep(0.05)
+        assert running(sync_ids), "the sync request's job finished before the server was killed"
+        # When the server is killed with SIGKILL mid request and started again on the same store
+        server.kill()
+        restarted = JobsServer(data_dir, env)
+        # Then the sync job (no client waits for it any more) is gone at once: it neither runs again nor stays
+        assert not any(db.exists(f"auricle:job:{i}") for i in sync_ids), db.hgetall(f"auricle:job:{sync_ids[0]}")
+        # and the background jobs are handed out again and finish, with their own text
+        with restarted.client() as client:
+            jobs = wait_all(client, list(clip_of), timeout=180)
+            assert {j["status"] for j in jobs.values()} == {"succeeded"}
+            assert max(j["attempts"] for j in jobs.values()) == 2, "the job running at the kill ran again"
+            assert_results_match(client, {i: clip for i, clip in clip_of.items() if clip != LONG})
+        assert not any(db.exists(f"auricle:job:{i}") for i in sync_ids)
+    finally:
+        for process in (server, restarted):
+            if process is not None:
+                process.stop()
+        db_server.stop()
+
+
+def test_worker_serves_its_metrics_with_service_info_when_given_a_port(tmp_path: Path) -> None:
+    # Given an `auricle worker` with a metrics port
+    db_server = RedisServer(tmp_path / "redis").start()
+    port = free_port()
+    env = {"AURICLE_REDIS_URL": db_server.url, "AURICLE_WORKER_METRICS_PORT": str(port), "AURICLE_WORKERS": "1"}
+    worker = WorkerProcess(tmp_path / "worker", env)
+    try:
+        # When Prometheus scrapes it
+        deadline, text = time.monotonic() + 90, ""
+        while "auricle_service_info" not in text:
+            assert time.monotonic() < deadline and worker.proc.poll() is None, worker.tail()
+            with contextlib.suppress(httpx.HTTPError):
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            time.sleep(0.3)
+        # Then it sees the worker's version, device and compute type, and its job metrics
+        assert re.search(r'auricle_service_info\{compute_type="int8",device="cpu",version="[^"]+"\} 1\.0', text), text
+        assert "auricle_workers 1.0" in text and "auricle_job_run_seconds_count" in text
+    finally:
+        worker.stop()
+        db_server.stop()

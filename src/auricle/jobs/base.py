@@ -13,10 +13,14 @@ finish or heartbeat a job, so exactly one result is stored and a second completi
 Any job may be deleted; a running one's worker learns it at its next heartbeat and stops. Recovery ends the lease
 of a job whose worker process is known dead, so the next claim decides at once.
 
+A sync request's job (``ephemeral``) also has a *waiter*: the API process whose client waits for it, which renews
+the job's ``waiter_until`` while it waits (:meth:`JobQueue.keep_waiting`). Once that runs out (the API process
+crashed, or lost the store) the job is an orphan (:func:`orphaned`): a claim ends it cancelled instead of running
+it, and stores drop orphans (:meth:`JobQueue.drop_orphaned_sync_jobs`) rather than keep them for the TTL.
+
 A job that ends with a ``webhook_url`` gets a pending webhook event (its ``webhook`` field); delivering it is a
-small state machine of its own, decided here too: an attempt is claimed (counted and leased to one deliverer),
-then ends delivered, due again after a backoff, or failed (:func:`decide_webhook_claim`,
-:func:`decide_webhook_result`). A backend indexes :func:`webhook_due` of every job it stores.
+small state machine of its own, in :mod:`auricle.jobs._webhook_rules`. A backend indexes :func:`webhook_due` of
+every job it stores.
 
 The transitions are pure functions (``decide_*``) from a job to a :class:`Change`; :class:`JobQueue` implements
 the public methods once on top of them, and a backend only provides the storage primitives (``_insert``,
@@ -34,14 +38,14 @@ import logging
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from auricle.errors import AudioDecodeError, JobNotFoundError, JobStateError
-from auricle.jobs._names import new_job_id, remove_file, spool_name, worker_id
+from auricle.jobs import _webhook_rules
+from auricle.jobs._names import new_job_id, remove_file, spool_name, sweep_spool, worker_id
 from auricle.jobs.codec import ErrorInfo
 from auricle.jobs.events import FinishedEvent, JobEvent, ProgressEvent, StateEvent
 
@@ -63,11 +67,10 @@ __all__ = [
     "decide_recover",
     "decide_report",
     "decide_retry",
-    "decide_webhook_claim",
-    "decide_webhook_result",
     "enqueued",
     "new_job_id",
     "not_found",
+    "orphaned",
     "remove_file",
     "spool_name",
     "webhook_due",
@@ -101,6 +104,8 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
     session: str | None = None
     ephemeral: bool = False
+    waiter: str | None = None
+    waiter_until: float | None = None
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
@@ -155,7 +160,7 @@ class Job:
             "error": self.error,
             "source_url": self.source_url,
             "retry_of": self.retry_of,
-            "webhook": _public_webhook(self.webhook),
+            "webhook": _webhook_rules.public(self.webhook),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,14 +173,7 @@ class Job:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def _public_webhook(state: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not state:
-        return None
-    keys = ("id", "type", "state", "attempts", "last_status", "last_error", "next_at", "delivered_at")
-    return {key: state.get(key) for key in keys}
-
-
-ClaimReason = Literal["claimed", "empty", "missing", "cancelled", "leased", "finished"]
+ClaimReason = Literal["claimed", "empty", "missing", "cancelled", "leased", "finished", "orphaned"]
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,8 @@ class Claim:
 
     ``reason`` is ``claimed`` (``job`` is set), ``empty`` (nothing to run), ``missing`` (no such job),
     ``cancelled`` (cancel was requested; a dead worker's job ends cancelled here), ``leased`` (a live worker
-    holds it until ``lease_until``) or ``finished``.
+    holds it until ``lease_until``), ``finished`` or ``orphaned`` (a sync request's job no client waits for any
+    more: it ends cancelled here).
     """
 
     job: Job | None
@@ -229,75 +228,20 @@ def _finished(job: Job, status: Literal["failed", "cancelled"], now: float) -> C
 
 
 def _with_webhook(job: Job, now: float) -> Job:
-    """A job that just ended gets a new pending webhook event (when it has a destination): due now, with an id
-    that every attempt of its delivery carries."""
+    """A job that just ended gets a new pending webhook event (when it has a destination)."""
     if not job.webhook_url or job.ephemeral:
         return job
-    event = {
-        "id": f"msg_{uuid.uuid4().hex}",
-        "type": f"job.{job.status}",
-        "url": job.webhook_url,
-        "created_at": now,
-        "state": "pending",
-        "attempts": 0,
-        "next_at": now,
-        "lease_until": None,
-        "worker": None,
-        "last_status": None,
-        "last_error": None,
-        "delivered_at": None,
-    }
-    return replace(job, webhook=event)
+    return replace(job, webhook=_webhook_rules.new_event(job.status, job.webhook_url, now))
 
 
 def webhook_due(job: Job) -> float | None:
     """When the job's webhook event should next be tried (None: nothing pending). Backends index this."""
-    hook = job.webhook
-    if not hook or hook.get("state") != "pending":
-        return None
-    return max(float(hook.get("next_at") or 0.0), float(hook.get("lease_until") or 0.0))
+    return _webhook_rules.due(job.webhook)
 
 
-def decide_webhook_claim(job: Job, worker: str, now: float, lease_s: float) -> Change | None:
-    """A deliverer takes the next attempt of a due, pending webhook event: the attempt is counted and leased to
-    ``worker`` for ``lease_s`` seconds, so no other node makes it. None when nothing is due or another deliverer
-    holds an unexpired lease (a deliverer that died mid-attempt loses its lease, and the event is tried again)."""
-    hook = job.webhook
-    due = webhook_due(job)
-    if hook is None or due is None or due > now:
-        return None
-    taken = {**hook, "attempts": int(hook.get("attempts") or 0) + 1, "worker": worker, "lease_until": now + lease_s}
-    return Change(replace(job, webhook=taken))
-
-
-def decide_webhook_result(
-    job: Job,
-    worker: str,
-    attempt: int,
-    now: float,
-    *,
-    status: int | None,
-    error: str | None,
-    max_attempts: int,
-    backoff_s: float,
-    final: bool = False,
-) -> Change | None:
-    """The outcome of attempt ``attempt`` of ``worker``: a 2xx ends the event delivered; otherwise it is due again
-    after ``backoff_s * 2**(attempt-1)`` (at most an hour), or ends failed after ``max_attempts`` (or at once when
-    ``final``: retrying cannot help). None unless ``worker`` holds that attempt."""
-    hook = job.webhook
-    if hook is None or hook.get("worker") != worker or hook.get("attempts") != attempt:
-        return None
-    if hook.get("state") != "pending":
-        return None
-    done = {**hook, "worker": None, "lease_until": None, "last_status": status, "last_error": error}
-    if status is not None and 200 <= status < 300:
-        done.update(state="delivered", delivered_at=now, last_error=None)
-    elif final or attempt >= max_attempts:
-        done.update(state="failed")
-    else:
-        done.update(next_at=now + min(3600.0, backoff_s * 2 ** (attempt - 1)))
-    return Change(replace(job, webhook=done))
+def _with_hook(job: Job, hook: dict[str, Any] | None) -> Change | None:
+    """The job with its webhook event changed to ``hook`` (None: the rules decided no change)."""
+    return None if hook is None else Change(replace(job, webhook=hook))
 
 
 def _lease_expired(job: Job, now: float) -> bool:
@@ -351,15 +295,32 @@ def decide_fetched(job: Job, worker: str, audio_path: str) -> Change | None:
     return Change(replace(job, audio_path=audio_path)) if _holds(job, worker) else None
 
 
+def orphaned(job: Job, now: float) -> bool:
+    """Whether ``job`` is an unfinished sync request's job whose waiter stopped renewing it before ``now``: no
+    client waits for its result any more."""
+    return job.ephemeral and not job.finished and job.waiter_until is not None and job.waiter_until < now
+
+
+def decide_waiting(job: Job, until: float) -> Change | None:
+    """The waiter of a sync request's job renews it until ``until``. None when the job finished (or is no sync
+    job): its result is read at once."""
+    if not job.ephemeral or job.finished:
+        return None
+    return Change(replace(job, waiter_until=until))
+
+
 def decide_claim(job: Job, worker: str, now: float, lease_s: float) -> tuple[Change | None, Claim]:
     """Claim: lease a queued job, or a running one whose lease ran out, to ``worker`` (a new attempt, with a new
-    log). A dead worker's job with a cancel requested ends cancelled instead of running again."""
+    log). A dead worker's job with a cancel requested ends cancelled instead of running again, and so does a sync
+    request's job whose waiter is gone (:func:`orphaned`)."""
     if job.finished:
         return None, Claim(None, "finished")
     if job.status == "running" and not _lease_expired(job, now):
         return None, Claim(None, "leased", job.lease_until)
     if job.cancel_requested:
         return _finished(job, "cancelled", now), Claim(None, "cancelled")
+    if orphaned(job, now):
+        return _finished(job, "cancelled", now), Claim(None, "orphaned")
     running = replace(
         job,
         status="running",
@@ -455,6 +416,8 @@ class JobQueue(abc.ABC):
         self._workers: dict[str, tuple[int, float]] = {}
         self._workers_lock = threading.Lock()
         self.worker_ttl_s = 60.0
+        self.waiter_lease_s = 60.0
+        """How long a sync request's job stays waited for without :meth:`keep_waiting` (renew well within)."""
 
     # -- producer side ------------------------------------------------------------------------------------------
     def enqueue(
@@ -465,6 +428,7 @@ class JobQueue(abc.ABC):
         options: dict[str, Any],
         session: str | None = None,
         ephemeral: bool = False,
+        waiter: str | None = None,
         source_url: str | None = None,
         webhook_url: str | None = None,
         retry_of: str | None = None,
@@ -477,6 +441,8 @@ class JobQueue(abc.ABC):
             options: :meth:`TranscribeOptions.to_dict` of what the client asked for.
             session: a free-form client tag to filter listings by.
             ephemeral: a job of a sync request; hidden from listings and deleted once its result is read.
+            waiter: the process whose client waits for this sync job (a :func:`worker_id`); it renews the wait
+                with :meth:`keep_waiting` every so often, or the job becomes an orphan.
             source_url: where the worker fetches the audio from when ``audio`` is None.
             webhook_url: told with a signed event when the job ends.
             retry_of: the job this one re-runs with other options.
@@ -489,14 +455,28 @@ class JobQueue(abc.ABC):
             options=options,
             session=session,
             ephemeral=ephemeral,
+            waiter=waiter,
+            waiter_until=time.time() + self.waiter_lease_s if ephemeral and waiter else None,
             source_url=source_url,
             webhook_url=webhook_url,
             retry_of=retry_of,
         )
         if audio is not None:
             job.audio_path = str(self._spool_audio(audio, job.id, filename).resolve())
-        self._insert(enqueued(job))
-        self._queued(job.id)
+        try:
+            self._insert(enqueued(job))
+        except BaseException:
+            remove_file(job.audio_path)  # no job refers to it: the store never took it (Redis went down)
+            raise
+        try:
+            self._queued(job.id)
+        except BaseException:
+            # Not handed to the workers, so the caller refuses it: take it back (at best: the store may be down
+            # too), lest it be run after a refusal or wait forever for a message that never came.
+            with contextlib.suppress(Exception):
+                self._remove(job.id)
+            remove_file(job.audio_path)
+            raise
         return job
 
     @abc.abstractmethod
@@ -698,10 +678,16 @@ class JobQueue(abc.ABC):
         """Block up to ``timeout`` seconds or until a job may be claimable (local workers poll with this)."""
         time.sleep(timeout)
 
+    def keep_waiting(self, job_id: str) -> None:
+        """The waiter of a sync request's job still waits: renew it for ``waiter_lease_s`` (see :func:`orphaned`)."""
+        until = time.time() + self.waiter_lease_s
+        self._apply_if_present(job_id, lambda job: decide_waiting(job, until))
+
     def drop_orphaned_sync_jobs(self) -> int:
-        """Delete the ephemeral (sync request) jobs of a previous run of this process, whose clients are gone with
-        it, so they neither run again nor stay until the TTL. Returns how many; a store shared by several API
-        processes (Redis) cannot tell whose they are and returns 0."""
+        """Delete the sync requests' jobs no client waits for (called by an API process as it starts, before it
+        takes requests): those of a previous run of this process, whose clients are gone with it, and orphans
+        (:func:`orphaned`), so they neither run again nor stay until the TTL. Returns how many; the default drops
+        none."""
         return 0
 
     def recover(self) -> int:
@@ -726,10 +712,12 @@ class JobQueue(abc.ABC):
         return self._webhooks_due(now, limit=limit)
 
     def claim_webhook(self, job_id: str, worker: str, lease_s: float) -> Job | None:
-        """Take the next delivery attempt of the job's webhook event (see :func:`decide_webhook_claim`); the job
+        """Take the next delivery attempt of the job's webhook event (see :func:`_webhook_rules.claimed`); the job
         with the attempt counted, or None when it is not due or another deliverer holds it."""
         now = time.time()
-        job, changed = self._apply_if_present(job_id, lambda job: decide_webhook_claim(job, worker, now, lease_s))
+        job, changed = self._apply_if_present(
+            job_id, lambda job: _with_hook(job, _webhook_rules.claimed(job.webhook, worker, now, lease_s))
+        )
         return job if changed else None
 
     def finish_webhook(
@@ -744,21 +732,24 @@ class JobQueue(abc.ABC):
         backoff_s: float,
         final: bool = False,
     ) -> Job | None:
-        """Store the outcome of a delivery attempt (see :func:`decide_webhook_result`); the job, or None when the
+        """Store the outcome of a delivery attempt (see :func:`_webhook_rules.outcome`); the job, or None when the
         attempt was not ``worker``'s (any more)."""
         now = time.time()
         job, changed = self._apply_if_present(
             job_id,
-            lambda job: decide_webhook_result(
+            lambda job: _with_hook(
                 job,
-                worker,
-                attempt,
-                now,
-                status=status,
-                error=error,
-                max_attempts=max_attempts,
-                backoff_s=backoff_s,
-                final=final,
+                _webhook_rules.outcome(
+                    job.webhook,
+                    worker,
+                    attempt,
+                    now,
+                    status=status,
+                    error=error,
+                    max_attempts=max_attempts,
+                    backoff_s=backoff_s,
+                    final=final,
+                ),
             ),
         )
         return job if changed else None
@@ -792,23 +783,7 @@ class JobQueue(abc.ABC):
     def sweep_orphans(self, *, min_age_s: float = 6 * 3600.0, now: float | None = None) -> int:
         """Delete spool files no job refers to: ``job-<id>*`` files of unknown jobs, and any other file older
         than ``min_age_s`` (uploads abandoned by a crashed request). Returns how many files were removed."""
-        now = time.time() if now is None else now
-        removed = 0
-        if not self.spool_dir.is_dir():
-            return 0
-        for path in self.spool_dir.iterdir():
-            if not path.is_file():
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                age = now - path.stat().st_mtime
-                if path.name.startswith("job-"):
-                    orphan = age > 5.0 and not self.exists(path.name[4:36])
-                else:
-                    orphan = age > min_age_s
-                if orphan:
-                    path.unlink()
-                    removed += 1
-        return removed
+        return sweep_spool(self.spool_dir, self.exists, min_age_s=min_age_s, now=time.time() if now is None else now)
 
     def close(self) -> None:
         """Release connections."""

@@ -11,8 +11,13 @@ job is read and decided again. This keeps one copy of the rules in Python instea
 Keys, kept while the job is queued or running and expiring ``ttl_s`` after it finished: ``auricle:job:<id>``
 (hash), ``auricle:result:<id>``, ``auricle:audio:<id>``, ``auricle:ev:<id>`` (a stream: a late watcher replays it
 from the start). Indexes: ``auricle:jobs`` (listing, by creation), ``auricle:queue`` (queued jobs, in queue
-order), ``auricle:webhooks`` (jobs with a pending webhook event, by when it is due), one set per state
-``auricle:state:<status>`` and ``auricle:workers`` (the worker registry).
+order), ``auricle:webhooks`` (jobs with a pending webhook event, by when it is due), ``auricle:sync`` (sync
+requests' jobs), one set per state ``auricle:state:<status>`` and ``auricle:workers`` (the worker registry).
+
+**Sync requests' jobs** are read and deleted by the API process that waits for them, so a finished one is kept
+only ``_SYNC_TTL_S``; one whose waiter is gone is dropped by the next API process to start on the waiter's host
+(a crash and restart) or, once its wait runs out, by any node's sweep, and a claim never runs it
+(:func:`~auricle.jobs.base.orphaned`).
 
 **Audio to remote workers**: files up to ``inline_audio_bytes`` (64 MB) are copied into ``auricle:audio:<id>``,
 so workers need no shared disk. Larger files stay only in the API node's spool directory and the worker opens the
@@ -23,6 +28,7 @@ same path: run such deployments with ``data_dir`` on a shared volume. The API no
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import json
 import logging
@@ -34,7 +40,8 @@ from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from auricle.errors import AudioDecodeError, JobNotFoundError, JobStateError
-from auricle.jobs.base import STATES, Change, Claim, Job, JobQueue, not_found, spool_name, webhook_due
+from auricle.jobs._names import process_gone
+from auricle.jobs.base import STATES, Change, Claim, Job, JobQueue, not_found, orphaned, spool_name, webhook_due
 from auricle.jobs.codec import ErrorInfo
 from auricle.jobs.events import JobEvent, ProgressEvent, event_from_dict
 
@@ -50,10 +57,11 @@ logger = logging.getLogger(__name__)
 _LUA = Path(__file__).parent / "lua"
 _P = "auricle:"
 _INT_FIELDS = {"attempts"}
-_FLOAT_FIELDS = {"created_at", "started_at", "finished_at", "progress", "lease_until"}
+_FLOAT_FIELDS = {"created_at", "started_at", "finished_at", "progress", "lease_until", "waiter_until"}
 _BOOL_FIELDS = {"ephemeral", "cancel_requested"}
 _JSON_FIELDS = {"options", "stats", "webhook"}
 _CONFLICT_RETRIES = 100
+_SYNC_TTL_S = 600
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -149,6 +157,7 @@ class RedisJobQueue(JobQueue):
         self.inline_audio_bytes = inline_audio_bytes
         self.dispatcher = dispatcher
         self.worker_ttl_s = max(60.0, 2 * lease_s)
+        self.waiter_lease_s = max(60.0, 2 * lease_s)
         self.r = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
         self.raw = redis.Redis.from_url(url)
         self._store_script = self.r.register_script((_LUA / "store.lua").read_text())
@@ -177,19 +186,29 @@ class RedisJobQueue(JobQueue):
             "finished": job.finished,
             "index": index if index is not None else False,
             "hook_due": webhook_due(job) or False,
+            "sync": job.ephemeral,
         }
         events = json.dumps([json.dumps(event.to_dict()) for event in change.events])
         result = json.dumps(change.result) if change.result is not None else ""
         keys = [*self._keys(job.id), f"{_P}state:", f"{_P}queue", f"{_P}queue:seq", f"{_P}jobs", f"{_P}webhooks"]
-        args = [job.id, expected, str(self.ttl), json.dumps(flags), result, events, *_to_hash(job)]
+        keys.append(f"{_P}sync")
+        ttl = min(self.ttl, _SYNC_TTL_S) if job.ephemeral else self.ttl
+        args = [job.id, expected, str(ttl), json.dumps(flags), result, events, *_to_hash(job)]
         return int(self._store_script(keys=keys, args=args)) != -1
 
     def _insert(self, change: Change) -> None:
         job = change.job
         path = Path(job.audio_path or "")
+        audio_key = self._keys(job.id)[3]
         if path.is_file() and path.stat().st_size <= self.inline_audio_bytes:
-            self.raw.set(self._keys(job.id)[3], path.read_bytes())
-        if not self._write(change, "new", index=None if job.ephemeral else job.created_at):
+            self.raw.set(audio_key, path.read_bytes())
+        try:
+            stored = self._write(change, "new", index=None if job.ephemeral else job.created_at)
+        except BaseException:
+            with contextlib.suppress(Exception):  # Redis went down meanwhile: it keeps no audio of a job it lacks
+                self.raw.delete(audio_key)
+            raise
+        if not stored:
             raise JobStateError(f"job {job.id} already exists")
 
     def _apply(self, job_id: str, decide: Callable[[Job], Change | None]) -> tuple[Job, bool]:
@@ -223,6 +242,7 @@ class RedisJobQueue(JobQueue):
         pipe.zrem(f"{_P}jobs", job_id)
         pipe.zrem(f"{_P}webhooks", job_id)
         pipe.zrem(f"{_P}queue", job_id)
+        pipe.srem(f"{_P}sync", job_id)
         for state in STATES:
             pipe.srem(f"{_P}state:{state}", job_id)
         pipe.execute()
@@ -387,7 +407,7 @@ class RedisJobQueue(JobQueue):
         a running job whose lease ran out long ago (its message was lost). Returns the jobs dropped."""
         now = time.time() if now is None else now
         dropped = 0
-        for key in [f"{_P}jobs", f"{_P}queue", f"{_P}webhooks", *(f"{_P}state:{s}" for s in STATES)]:
+        for key in [f"{_P}jobs", f"{_P}queue", f"{_P}webhooks", f"{_P}sync", *(f"{_P}state:{s}" for s in STATES)]:
             ordered = key in (f"{_P}jobs", f"{_P}queue", f"{_P}webhooks")
             members = self._strings(self.r.zrange(key, 0, -1) if ordered else self.r.sscan_iter(key))
             pipe = self.r.pipeline()
@@ -405,6 +425,31 @@ class RedisJobQueue(JobQueue):
             if lease and float(lease) < now - 2 * self.lease_s:
                 logger.warning("job %s: lease long expired and not redelivered; sending it again", job_id)
                 self._queued(job_id)
+        self._drop_sync_jobs(lambda job: orphaned(job, now))
+        return dropped
+
+    def drop_orphaned_sync_jobs(self) -> int:
+        """See :meth:`JobQueue.drop_orphaned_sync_jobs`. The store is shared by API processes on several hosts: a
+        job is dropped when its waiter is a gone process of this host (at once after a crash and restart) or when
+        its wait ran out (a waiter on any host)."""
+        now = time.time()
+        dropped = self._drop_sync_jobs(lambda job: process_gone(job.waiter) or orphaned(job, now))
+        if dropped:
+            logger.info("dropped %d sync job(s) whose client is gone with the process it waited in", dropped)
+        return dropped
+
+    def _drop_sync_jobs(self, gone: Callable[[Job], bool]) -> int:
+        """Delete the sync requests' jobs for which ``gone`` holds. Returns how many."""
+        ids = self._strings(self.r.smembers(f"{_P}sync"))
+        pipe = self.r.pipeline()
+        for job_id in ids:
+            pipe.hgetall(self._keys(job_id)[0])
+        dropped = 0
+        for job_id, data in zip(ids, pipe.execute(), strict=True):
+            if data and gone(_from_hash(data)):
+                with contextlib.suppress(JobNotFoundError):
+                    self.delete(job_id)
+                    dropped += 1
         return dropped
 
     def close(self) -> None:

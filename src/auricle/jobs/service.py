@@ -258,7 +258,13 @@ class JobTranscriptionService:
                 hook = None if ephemeral else (webhook_url or self.settings.webhook_url)
                 jobs = [
                     self.queue.enqueue(
-                        path, filename=name, options=stored, session=session, ephemeral=ephemeral, webhook_url=hook
+                        path,
+                        filename=name,
+                        options=stored,
+                        session=session,
+                        ephemeral=ephemeral,
+                        waiter=self._me if ephemeral else None,
+                        webhook_url=hook,
                     )
                     for path, name in files
                 ]
@@ -309,16 +315,21 @@ class JobTranscriptionService:
         """Submit an ephemeral job, forward its progress to ``on_event`` and return its result.
 
         A client disconnect (``disconnected()`` or the task being cancelled) deletes the job, which stops it.
+        While waiting, the job's wait is renewed, so that no other node takes it for an orphan.
         """
         [job] = await asyncio.to_thread(
             self.submit, [(audio_path, audio_path.name)], options, ephemeral=True, job_kind=job_kind
         )
         cursor: str | None = None
+        renewed = time.monotonic()
         self._sync_jobs.add(job.id)
         try:
             while True:
                 if self._give_up.is_set():
                     raise DrainingError("the server is shutting down; retry on another instance", retry_after_s=5)
+                if time.monotonic() - renewed > self.queue.waiter_lease_s / 4:
+                    renewed = time.monotonic()
+                    await asyncio.to_thread(self.queue.keep_waiting, job.id)
                 events, cursor = await asyncio.to_thread(self.queue.read_events, job.id, cursor, 0.5)
                 for event in events:
                     if isinstance(event, FinishedEvent):

@@ -14,8 +14,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
-import socket
 import sqlite3
 import threading
 import time
@@ -24,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from auricle.errors import JobNotFoundError, JobStateError
+from auricle.jobs._names import process_gone
 from auricle.jobs.base import STATES, Change, Job, JobQueue, decide_recover, not_found, webhook_due
 from auricle.jobs.events import JobEvent, event_from_dict
 
-__all__ = ["SqliteJobQueue", "pid_alive"]
+__all__ = ["SqliteJobQueue"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +46,6 @@ CREATE TABLE IF NOT EXISTS results (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
 """
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SqliteJobQueue(JobQueue):
@@ -247,14 +235,10 @@ class SqliteJobQueue(JobQueue):
     def recover(self) -> int:
         """See :meth:`JobQueue.recover`: running jobs whose worker id names this host and a dead pid (or our own
         pid: a container restarted with the same pid) get their lease ended now."""
-        host, me = socket.gethostname(), os.getpid()
         stale: builtins.list[Job] = []
         for row in self._db().execute("SELECT data FROM jobs WHERE status = 'running'"):
             job = Job.from_dict(json.loads(row[0]))
-            w_host, _, rest = (job.worker or "").partition(":")
-            pid_text = rest.partition(":")[0]
-            pid = int(pid_text) if pid_text.isdigit() else 0
-            if w_host == host and (pid == me or not pid_alive(pid)):
+            if process_gone(job.worker):
                 stale.append(job)
         recovered = 0
         for job in stale:

@@ -17,11 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import prometheus_client
+
 from auricle import metrics
 from auricle.config import Settings
 from auricle.engine.decode import decode
 from auricle.engine.pipeline import PipelineEvent, PipelineStats
 from auricle.engine.runtime import Runtime
+from auricle.engine.transcribe import resolve_device
 from auricle.engine.types import SAMPLE_RATE, TranscribeOptions, Transcript
 from auricle.errors import CancelledError, InvalidRequestError, JobNotFoundError
 from auricle.jobs.base import TERMINAL, Claim, Job, JobQueue, remove_file, worker_id
@@ -348,13 +351,12 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> No
     deliverer = WebhookDeliverer(queue, settings, name="worker-hooks")
     deliverer.start()
     metrics.WORKERS.set(settings.workers)
+    metrics.set_service_info(*resolve_device(settings.device, settings.compute_type))
     exporter = None
     if settings.worker_metrics_port:
         # The transcriptions of this process are counted here, so they are scraped here (the API node has none).
-        from prometheus_client import start_http_server
-
-        exporter, _ = start_http_server(settings.worker_metrics_port, addr=settings.host)
-        logger.info("worker %s: metrics on %s:%s", me, settings.host, settings.worker_metrics_port)
+        exporter, _ = prometheus_client.start_http_server(settings.worker_metrics_port, addr=settings.host)
+        logger.info("worker %s: metrics on http://%s:%s/metrics", me, settings.host, settings.worker_metrics_port)
     logger.info("worker %s: %s threads taking jobs from Redis", me, settings.workers)
     last_sweep = 0.0
     try:

@@ -190,3 +190,21 @@ def test_openai_translation_asks_the_engine_to_translate(client: TestClient, scr
     response = client.post("/v1/audio/translations", data={"response_format": "srt"}, files={"file": ("a.wav", WAV)})
     assert response.status_code == 200 and "-->" in response.text
     assert script.calls[-1].task == "translate" and script.calls[-1].language is None
+
+
+def test_new_work_while_draining_is_503_draining_with_retry_after(make_client) -> None:
+    # Given a server that began draining (SIGTERM)
+    client = make_client()
+    client.app.state.service.begin_drain()
+    # When new work arrives, sync or background
+    answers = [
+        asr(client),
+        client.post("/v1/jobs", files={"file": ("clip.wav", WAV, "audio/wav")}),
+        client.post("/v1/audio/transcriptions", data={"model": "base"}, files={"file": ("clip.wav", WAV)}),
+    ]
+    # Then each is refused with 503 and a Retry-After, so a client retries on another instance
+    for response in answers:
+        assert response.status_code == 503, response.text
+        assert response.headers.get("Retry-After") == "5", response.headers
+        assert "shutting down" in response.text
+    assert answers[1].json()["error"]["code"] == "draining"

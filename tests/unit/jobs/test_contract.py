@@ -20,6 +20,8 @@ from auricle.jobs.codec import ErrorInfo
 from auricle.jobs.events import FinishedEvent, ProgressEvent, StateEvent
 from auricle.jobs.sqlite import SqliteJobQueue
 
+from _redis import RedisServer
+
 Audio = Callable[[], Path]
 RESULT = {"language": "en", "duration": 1.0, "segments": [], "task": "transcribe"}
 CANCELLED = ErrorInfo("CancelledError", "the job was cancelled")
@@ -217,6 +219,106 @@ def test_sqlite_drops_the_sync_jobs_of_a_previous_run(tmp_path: Path, audio: Aud
     # Then only the background job is left to run, and no sync job file stays in the spool
     assert queue.claim("new", 30).job.id == background  # type: ignore[union-attr]
     assert [p.name for p in (tmp_path / "spool").iterdir()] == [Path(queue.get(background).audio_path or "").name]
+
+
+def test_a_sync_job_whose_waiter_stopped_renewing_is_cancelled_by_a_claim_not_run(
+    job_queue: JobQueue, audio: Audio
+) -> None:
+    # Given two sync jobs, one still waited for (renewed) and one whose waiter is gone
+    job_queue.waiter_lease_s = 1.0
+    kept = submit(job_queue, audio, ephemeral=True, waiter="host:1:serve-a")
+    orphan = submit(job_queue, audio, ephemeral=True, waiter="host:2:serve-b")
+    time.sleep(0.6)
+    job_queue.keep_waiting(kept)
+    time.sleep(0.6)
+    # When workers claim them
+    claim = job_queue.claim("w", 30, job_id=orphan)
+    # Then the orphan ends cancelled without running, and the waited-for job runs
+    assert claim.reason == "orphaned" and claim.job is None
+    assert job_queue.get(orphan).status == "cancelled" and job_queue.get(orphan).attempts == 0
+    assert job_queue.claim("w", 30).job.id == kept  # type: ignore[union-attr]
+
+
+@pytest.mark.redis
+def test_redis_drops_the_sync_jobs_of_a_dead_process_of_this_host_and_keeps_others(
+    redis_server: RedisServer, tmp_path: Path, audio: Audio
+) -> None:
+    import redis
+
+    from auricle.jobs.redis import RedisJobQueue
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    queue = RedisJobQueue(redis_server.url, tmp_path / "spool", ttl_s=7 * 86400, lease_s=30)
+    try:
+        # Given sync jobs queued, running and finished whose API process (on this host) died, a sync job waited
+        # for by a live process, and a background job
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        gone = f"{socket.gethostname()}:{dead.pid}:serve-abc"
+        waiting, running, done = (submit(queue, audio, ephemeral=True, waiter=gone) for _ in range(3))
+        live = submit(queue, audio, ephemeral=True, waiter=f"{socket.gethostname()}:{os.getppid()}:serve-abc")
+        background = submit(queue, audio)
+        queue.claim("w", 3600, job_id=running)
+        queue.claim("w", 3600, job_id=done)
+        queue.complete(done, "w", RESULT, {})
+        # When the next API process starts
+        assert queue.drop_orphaned_sync_jobs() == 3
+        # Then the dead process's sync jobs are gone, the others stay
+        assert not any(queue.exists(job_id) for job_id in (waiting, running, done))
+        assert queue.get(live).status == "queued" and queue.get(background).status == "queued"
+        # and a sync job that finished is kept minutes (its waiter reads it at once), not the jobs' TTL
+        queue.claim("w", 3600, job_id=live)
+        queue.complete(live, "w", RESULT, {})
+        assert 0 < queue.r.ttl(f"auricle:job:{live}") <= 600
+        assert queue.r.ttl(f"auricle:job:{background}") == -1
+    finally:
+        queue.close()
+
+
+@pytest.mark.redis
+def test_redis_down_at_enqueue_leaves_no_upload_in_the_spool(tmp_path: Path, audio: Audio) -> None:
+    import redis
+
+    from auricle.jobs.redis import RedisJobQueue
+
+    from _redis import free_port
+
+    # Given a store whose Redis is down
+    queue = RedisJobQueue(f"redis://127.0.0.1:{free_port()}/0", tmp_path / "spool", ttl_s=60, lease_s=30)
+    try:
+        # When a job is enqueued, it is refused, and its upload does not stay in the spool
+        with pytest.raises(redis.ConnectionError):
+            submit(queue, audio)
+        assert list((tmp_path / "spool").iterdir()) == []
+    finally:
+        queue.close()
+
+
+@pytest.mark.redis
+def test_a_job_that_cannot_reach_the_workers_is_taken_back(
+    redis_server: RedisServer, tmp_path: Path, audio: Audio
+) -> None:
+    import redis
+
+    from auricle.jobs.dramatiq import DramatiqTransport
+    from auricle.jobs.redis import RedisJobQueue
+
+    from _redis import free_port
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    # Given a store that is up and a transport to the workers that is down
+    transport = DramatiqTransport(f"redis://127.0.0.1:{free_port()}/0", lease_s=30)
+    queue = RedisJobQueue(redis_server.url, tmp_path / "spool", ttl_s=60, lease_s=30, dispatcher=transport)
+    try:
+        # When a job is enqueued, it is refused
+        with pytest.raises(redis.ConnectionError):
+            submit(queue, audio)
+        # Then nothing of it stays: no job waiting forever for a message, no audio in Redis or in the spool
+        assert queue.counts()["queued"] == 0 and queue.list() == []
+        assert queue.r.keys("auricle:audio:*") == []
+        assert list((tmp_path / "spool").iterdir()) == []
+    finally:
+        queue.close()
 
 
 def test_fail_then_retry(job_queue: JobQueue, audio: Audio) -> None:

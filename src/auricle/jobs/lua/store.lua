@@ -2,10 +2,10 @@
 -- at: a compare-and-set. The script decides nothing about job states; it keeps the indexes in step with the hash.
 -- KEYS[1] job hash, KEYS[2] events stream, KEYS[3] result key, KEYS[4] audio key, KEYS[5] state-set prefix,
 -- KEYS[6] queue (sorted set, by queue sequence), KEYS[7] queue sequence counter, KEYS[8] listing index,
--- KEYS[9] pending webhook events (sorted set, by when due)
+-- KEYS[9] pending webhook events (sorted set, by when due), KEYS[10] sync requests' jobs (set)
 -- ARGV[1] job id, ARGV[2] expected version ("new": the job must not exist yet), ARGV[3] ttl seconds,
 -- ARGV[4] JSON flags {reset_events, requeue, drop_result, finished, index: created_at or false,
---   hook_due: when the job's webhook event is due or false},
+--   hook_due: when the job's webhook event is due or false, sync: a sync request's job},
 -- ARGV[5] result JSON ("" for none), ARGV[6] JSON array of event JSON strings,
 -- ARGV[7..] the job hash as field, value pairs.
 -- Returns the new version, or -1 when the job changed, vanished or already exists (the caller reads again).
@@ -35,6 +35,9 @@ elseif flags.requeue then
 end
 if flags.index then
     redis.call("ZADD", KEYS[8], flags.index, ARGV[1])
+end
+if flags.sync then
+    redis.call("SADD", KEYS[10], ARGV[1])
 end
 if flags.hook_due then
     redis.call("ZADD", KEYS[9], flags.hook_due, ARGV[1])
