@@ -198,15 +198,15 @@ def test_worker_serves_its_metrics_with_service_info_when_given_a_port(tmp_path:
     # Given an `auricle worker` with a metrics port
     db_server = RedisServer(tmp_path / "redis").start()
     port = free_port()
-    env = {"AURICLE_REDIS_URL": db_server.url, "AURICLE_WORKER_METRICS_PORT": str(port), "AURICLE_WORKERS": "1"}
-    worker = WorkerProcess(tmp_path / "worker", env)
+    env = {"AURICLE_REDIS_URL": db_server.url, "AURICLE_WORKERS": "1"}
+    worker = WorkerProcess(tmp_path / "worker", env, metrics_port=port)
     try:
         # When Prometheus scrapes it
         deadline, text = time.monotonic() + 90, ""
         while "auricle_service_info" not in text:
             assert time.monotonic() < deadline and worker.proc.poll() is None, worker.tail()
             with contextlib.suppress(httpx.HTTPError):
-                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                text = httpx.get(worker.metrics_url, timeout=2).text
             time.sleep(0.3)
         # Then it sees the worker's version, device and compute type, and its job metrics
         assert re.search(r'auricle_service_info\{compute_type="int8",device="cpu",version="[^"]+"\} 1\.0', text), text
