@@ -60,40 +60,38 @@ def _speakers(turns: list[SpeakerTurn]) -> int:
     return len({t.speaker for t in turns})
 
 
-def test_wideband_conversations_meet_the_targets(diarizer, conversations):
-    # Given conversations of 2-4 real voices (clean, overlapping turns, background noise)
-    wide = [c for c in conversations if "phone" not in c.name]
+def _automatic(diarizer: ResemblyzerDiarizer, conversations: list[Conversation], label: str) -> tuple[float, int]:
+    """Diarize each with Speakr's request (automatic count between 1 and 4): (speech-weighted DER, counts right)."""
     errors = total = 0.0
     right = 0
-    for conv in wide:
-        # When each is diarized with Speakr's request (automatic count between 1 and 4)
+    for conv in conversations:
         result = diarizer.diarize(conv.samples, speech_spans(conv.samples), **SPEAKR)
         e, t = _score(conv.turns, result.turns)
         errors, total = errors + e, total + t
         right += _speakers(result.turns) == len(conv.voices)
         print(f"{conv.name}: {_speakers(result.turns)}/{len(conv.voices)} speakers, DER {e / t:.1%}")
+    print(f"{label}: DER {errors / total:.1%}, count right on {right}/{len(conversations)}")
+    return errors / total, right
+
+
+def test_wideband_conversations_meet_the_targets(diarizer, conversations):
+    # Given conversations of 2-4 real voices (clean, overlapping turns, background noise)
+    wide = [c for c in conversations if "phone" not in c.name]
+    # When each is diarized with Speakr's request
+    der, right = _automatic(diarizer, wide, "wideband")
     # Then the speech-weighted DER is at most 5 % and the count is right on at least 90 % of them
-    print(f"wideband: DER {errors / total:.1%}, count right on {right}/{len(wide)}")
-    assert errors / total <= 0.05
+    assert der <= 0.05
     assert right >= 0.9 * len(wide)
 
 
 def test_telephone_conversations_hold_todays_count(diarizer, conversations):
     # Given conversations of 2-4 real voices through an 8 kHz telephone channel
     phone = [c for c in conversations if "phone" in c.name]
-    errors = total = 0.0
-    right = 0
-    for conv in phone:
-        # When each is diarized with Speakr's request
-        result = diarizer.diarize(conv.samples, speech_spans(conv.samples), **SPEAKR)
-        e, t = _score(conv.turns, result.turns)
-        errors, total = errors + e, total + t
-        right += _speakers(result.turns) == len(conv.voices)
-        print(f"{conv.name}: {_speakers(result.turns)}/{len(conv.voices)} speakers, DER {e / t:.1%}")
+    # When each is diarized with Speakr's request
+    der, right = _automatic(diarizer, phone, "telephone")
     # Then the count is right on at least 16 of the 24 and the DER is at most 10 % (the targets are 90 % and 5 %)
-    print(f"telephone: DER {errors / total:.1%}, count right on {right}/{len(phone)}")
     assert right >= 16
-    assert errors / total <= 0.10
+    assert der <= 0.10
 
 
 def test_given_count_is_no_worse_than_automatic(diarizer, conversations):
@@ -178,7 +176,7 @@ def test_meeting_excerpts_with_the_count_given(diarizer, meetings):
         beats += g < o
         print(f"{entry['id']}: given {entry['speakers']}, DER {g / max(t, 1e-9):.1%} (one {o / max(t, 1e-9):.1%})")
     # Then at least half beat "everyone is one speaker" (the target is all of them; the previous clustering beat
-    # it on 4) and the set's DER stays at most 43 % (previously 44.8 %)
+    # it on 4) and the set's DER stays at most 37 % (previously 44.8 %; the automatic count gives 34.1 %)
     print(f"AMI count given: DER {given_errors / total:.1%}, beats one speaker on {beats}/{len(multi)}")
     assert beats >= 6
-    assert given_errors / total <= 0.43
+    assert given_errors / total <= 0.37

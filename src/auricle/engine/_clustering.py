@@ -21,8 +21,9 @@ Telephone-band audio gets its own thresholds (:data:`NARROWBAND`).
 A given count starts from the automatic partition (bounded by the count) and grows it one cluster at a time
 (:func:`_to_count`), each time by whichever of two candidates leaves the voices most distinct: the costliest
 cluster cut in two, or the windows least like every cluster (a quiet voice in a meeting one person dominates).
-So a given count stays close to what the automatic count found instead of re-cutting the recording from
-scratch, which on far-field meetings split the dominant voice by content.
+Added clusters take a window only by a clear margin (:data:`ADDED_CLUSTER_MARGIN`). So a given count stays close
+to what the automatic count found instead of re-cutting the recording from scratch, which on far-field meetings
+split the dominant voice by content.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ so distinct voices are allowed closer centroids, and a longer average (about 3 s
 ``one_speaker`` sits mid-way between the most similar two-way split of a real multi-voice conversation (0.88) and
 the least similar split of a long single voice (0.94); the smoothing and ``distinct_speakers`` were chosen on the
 tuning seeds (0 and 1) by DER, among settings with the same count accuracy there."""
+
+ADDED_CLUSTER_MARGIN = 0.1
+"""A cluster added to reach a given count (beyond those the automatic count found) takes a window only when the
+window is this much more similar to it (cosine) than to any other cluster: the voices the automatic count could
+not tell apart keep their windows unless the evidence is clear (on far-field meetings one person dominates, and
+an even split of their speech costs more than a small extra cluster)."""
 
 _MAX_POINTS = 1200
 """Above this many windows, every other (or every n-th) window feeds the k-means; all are assigned after."""
@@ -123,10 +130,14 @@ def _smooth(x: np.ndarray, groups: np.ndarray, width: int) -> np.ndarray:
     return _normalise(sums / counts[:, None])
 
 
-def _reassign(x: np.ndarray, labels: np.ndarray, k: int, rounds: int = 10) -> np.ndarray:
-    """Move every window to its nearest centroid until nothing moves (k-means in cosine space from ``labels``)."""
+def _reassign(
+    x: np.ndarray, labels: np.ndarray, k: int, bias: np.ndarray | None = None, rounds: int = 10
+) -> np.ndarray:
+    """Move every window to its nearest centroid until nothing moves (k-means in cosine space from ``labels``);
+    ``bias`` is added to each cluster's similarity."""
+    offset = np.zeros(k) if bias is None else bias
     for _ in range(rounds):
-        new = np.asarray((x @ _centroids(x, labels, k).T).argmax(1), dtype=int)
+        new = np.asarray((x @ _centroids(x, labels, k).T + offset).argmax(1), dtype=int)
         if np.array_equal(new, labels):
             break
         labels = new
@@ -212,11 +223,14 @@ def cluster_embeddings(
         # degrades gracefully to the automatic answer instead of re-cutting the recording from scratch.
         auto = _choose_count(fit_x, fit_smoothed, 1, num_speakers, min_size, thresholds)
         best = _to_count(fit_x, fit_smoothed, auto, num_speakers)
+        found = len(auto.centroids)
     else:
         best = _choose_count(fit_x, fit_smoothed, min_speakers, max_speakers, min_size, thresholds)
+        found = len(best.centroids)
     k = len(best.centroids)
+    bias = _added_bias(found, k)
     # Every window (not only the fitted ones) goes to its nearest centroid, then the centroids settle at full rate.
-    labels = _reassign(x, np.asarray((x @ best.centroids.T).argmax(1), dtype=int), k)
+    labels = _reassign(x, np.asarray((x @ best.centroids.T + bias).argmax(1), dtype=int), k, bias)
     return np.asarray(np.unique(labels, return_inverse=True)[1], dtype=int)
 
 
@@ -270,13 +284,21 @@ def _split_outliers(smoothed: np.ndarray, part: _Partition, share: float = 0.1) 
     return out
 
 
+def _added_bias(found: int, k: int) -> np.ndarray:
+    """Per-cluster similarity offsets: 0 for the ``found`` clusters, minus the margin for those added after."""
+    bias = np.zeros(k)
+    bias[found:] = -ADDED_CLUSTER_MARGIN
+    return bias
+
+
 def _to_count(x: np.ndarray, smoothed: np.ndarray, start: _Partition, k: int) -> _Partition:
     """Grow ``start`` to ``k`` clusters, one at a time, each time adding the more distinct of two candidates: the
     costliest cluster cut in two, or a cluster of the windows least like any current one."""
     part = start
     while len(part.centroids) < k:
         splits = (_split_costliest(smoothed, part), _split_outliers(smoothed, part))
-        grown = [_from_labels(x, _reassign(x, c, len(part.centroids) + 1)) for c in splits if c is not None]
+        bias = _added_bias(len(start.centroids), len(part.centroids) + 1)
+        grown = [_from_labels(x, _reassign(x, c, len(bias), bias)) for c in splits if c is not None]
         grown = [g for g in grown if len(g.centroids) > len(part.centroids)]
         if not grown:
             break  # no new cluster holds: keep what we have
