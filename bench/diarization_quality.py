@@ -2,8 +2,9 @@
 
 Sets (see ``tests/diarization_real.py``):
 
-* ``real``: generated conversations of 2, 3 and 4 real voices from the corpus (clean, overlapped turns, telephone
-  band, background noise, all three), seeds ``--seeds``;
+* ``real`` and ``phone``: generated conversations of 2, 3 and 4 real voices from the corpus (clean, overlapped
+  turns, background noise; and through an 8 kHz telephone channel, alone or with overlap and noise), seeds
+  ``--seeds``;
 * ``single`` and ``single_phone``: the corpus's single-speaker recordings, as published and through a telephone
   channel (scored against their VAD speech as one speaker);
 * ``ami``: the corpus's 13 AMI meeting excerpts with their RTTM.
@@ -81,7 +82,14 @@ def items(seeds: list[int]) -> Iterator[Item]:
     """Every file of every set, with its VAD spans and truth."""
     for spec in conversation_specs(seeds):
         conv = make_conversation(spec)
-        yield Item("real", spec.name, spec.speakers, conv.samples, speech_spans(conv.samples), conv.turns)
+        yield Item(
+            "phone" if spec.telephone else "real",
+            spec.name,
+            spec.speakers,
+            conv.samples,
+            speech_spans(conv.samples),
+            conv.turns,
+        )
     rng = np.random.default_rng(0)
     for file in single_speaker_files():
         samples = decode(CORPUS / "audio" / file).samples
