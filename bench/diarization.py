@@ -10,10 +10,11 @@ The audio is a four-voice flite conversation plus the corpus's English and meeti
 
     .venv/bin/python bench/diarization.py [--minutes 1 10 60] [--no-transcription] [--blas-threads 1]
 
-With ``--quality`` it instead scores accuracy on real voices, the previous diarizer (kept in ``bench/legacy/``)
-next to today's in one run: see ``bench/diarization_quality.py``.
+With ``--quality`` it instead scores accuracy on real voices, a previous diarizer (loaded from git history at
+``--before REV``, by default the merge-base with ``main``) next to today's in one run: see
+``bench/diarization_quality.py``.
 
-    .venv/bin/python bench/diarization.py --quality [--seeds 0 1 2 3]
+    .venv/bin/python bench/diarization.py --quality [--seeds 0 1 2 3] [--before REV]
 """
 
 from __future__ import annotations
@@ -109,12 +110,13 @@ def main() -> None:
     parser.add_argument("--blas-threads", default="1", help="BLAS threads for the diarizer, or 'none'")
     parser.add_argument("--quality", action="store_true", help="accuracy before/after on real voices instead")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="conversation seeds (--quality)")
+    parser.add_argument("--before", help="git revision of the 'before' diarizer (--quality; default: see above)")
     args = parser.parse_args()
     if args.quality:
         sys.path.insert(0, str(ROOT / "bench"))
         from diarization_quality import main as quality
 
-        quality(args.seeds)
+        quality(args.seeds, args.before)
         return
 
     rows = []

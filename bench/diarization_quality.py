@@ -1,9 +1,10 @@
-"""Diarization accuracy, today's diarizer side by side with the previous one (``bench/legacy/``), in one run.
+"""Diarization accuracy, today's diarizer side by side with a previous version loaded from git, in one run.
 
 Sets (see ``tests/diarization_real.py``):
 
-* ``real``: generated conversations of 2, 3 and 4 real voices from the corpus (clean, overlapped turns, telephone
-  band, background noise, all three), seeds ``--seeds``;
+* ``real`` and ``phone``: generated conversations of 2, 3 and 4 real voices from the corpus (clean, overlapped
+  turns, background noise; and through an 8 kHz telephone channel, alone or with overlap and noise), seeds
+  ``--seeds``;
 * ``single`` and ``single_phone``: the corpus's single-speaker recordings, as published and through a telephone
   channel (scored against their VAD speech as one speaker);
 * ``ami``: the corpus's 13 AMI meeting excerpts with their RTTM.
@@ -12,12 +13,20 @@ Each file is diarized with the automatic count (Speakr's request: ``min_speakers
 for multi-speaker files, with ``num_speakers`` given. DER is speech-weighted, 0.25 s collar, overlap scored.
 "One speaker" is the DER of labelling all VAD speech as one speaker, the bar a diarizer has to beat.
 
-    .venv/bin/python bench/diarization.py --quality [--seeds 0 1 2 3]
+The "before" contender is ``engine/diarize.py`` and ``engine/_clustering.py`` as they were at ``--before REV``
+(``git show``, imported as a private package next to today's ``auricle``; the encoder and the rest are today's).
+By default that is the merge-base with ``main`` (what a branch changes) or, when the diarizer there is the
+working tree's (on ``main`` itself), the version before the last commit that changed it.
+
+    .venv/bin/python bench/diarization.py --quality [--seeds 0 1 2 3] [--before REV]
 """
 
 from __future__ import annotations
 
+import importlib
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench" / "legacy")]
+sys.path[:0] = [str(ROOT / "tests")]
 
 from auricle.engine._der import diarization_error_rate  # noqa: E402
 from auricle.engine.decode import decode  # noqa: E402
@@ -45,6 +54,8 @@ from diarization_real import (  # noqa: E402
 from support import CORPUS, corpus_entries  # noqa: E402
 
 Diarize = Callable[[np.ndarray, list[SpeechSpan], int | None], DiarizationResult]
+DIARIZER_FILES = ("_clustering.py", "diarize.py")
+"""The diarizer's own modules under ``src/auricle/engine/``: what "before" takes from git history."""
 
 
 @dataclass
@@ -71,7 +82,14 @@ def items(seeds: list[int]) -> Iterator[Item]:
     """Every file of every set, with its VAD spans and truth."""
     for spec in conversation_specs(seeds):
         conv = make_conversation(spec)
-        yield Item("real", spec.name, spec.speakers, conv.samples, speech_spans(conv.samples), conv.turns)
+        yield Item(
+            "phone" if spec.telephone else "real",
+            spec.name,
+            spec.speakers,
+            conv.samples,
+            speech_spans(conv.samples),
+            conv.turns,
+        )
     rng = np.random.default_rng(0)
     for file in single_speaker_files():
         samples = decode(CORPUS / "audio" / file).samples
@@ -97,10 +115,43 @@ def score(item: Item, diarize: Diarize, given: bool) -> Row:
     return Row(item, len({t.speaker for t in result.turns}), der.der * der.total, der.total, one.der, seconds)
 
 
-def contenders() -> dict[str, Diarize]:
-    from legacy_diarize import ResemblyzerDiarizer as LegacyDiarizer
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
 
-    def wrap(d: ResemblyzerDiarizer | LegacyDiarizer) -> Diarize:
+
+def default_before() -> str:
+    """The merge-base with ``main``, or the diarizer's previous version when the merge-base has today's."""
+    paths = [f"src/auricle/engine/{name}" for name in DIARIZER_FILES]
+    base = _git("merge-base", "HEAD", "main").stdout.strip()
+    if base and _git("diff", "--quiet", base, "--", *paths).returncode == 1:
+        return base
+    last = _git("log", "-1", "--format=%H", "--", *paths).stdout.strip()
+    return f"{last}^"
+
+
+def diarizer_at(rev: str) -> type:
+    """``ResemblyzerDiarizer`` as it was at ``rev``: its modules from git, imported as package ``auricle_before``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        package = Path(tmp) / "auricle_before"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        for name in DIARIZER_FILES:
+            shown = _git("show", f"{rev}:src/auricle/engine/{name}")
+            if shown.returncode:
+                raise SystemExit(f"cannot load the diarizer at {rev}: {shown.stderr.strip()}")
+            source = shown.stdout.replace("auricle.engine._clustering", "auricle_before._clustering")
+            (package / name).write_text(source)
+        sys.path.insert(0, tmp)
+        try:
+            module = importlib.import_module("auricle_before.diarize")
+        finally:
+            sys.path.remove(tmp)
+    diarizer: type = module.ResemblyzerDiarizer
+    return diarizer
+
+
+def contenders(before: str) -> dict[str, Diarize]:
+    def wrap(d: ResemblyzerDiarizer) -> Diarize:
         def run(samples: np.ndarray, spans: list[SpeechSpan], n: int | None) -> DiarizationResult:
             if n is None:
                 return d.diarize(samples, spans, min_speakers=1, max_speakers=4)
@@ -108,7 +159,7 @@ def contenders() -> dict[str, Diarize]:
 
         return run
 
-    return {"before": wrap(LegacyDiarizer()), "after": wrap(ResemblyzerDiarizer())}
+    return {"before": wrap(diarizer_at(before)()), "after": wrap(ResemblyzerDiarizer())}
 
 
 def summarise(rows: list[Row]) -> str:
@@ -126,8 +177,11 @@ def summarise(rows: list[Row]) -> str:
     )
 
 
-def main(seeds: list[int]) -> None:
-    runs = contenders()
+def main(seeds: list[int], before: str | None = None) -> None:
+    before = before or default_before()
+    commit = _git("rev-parse", "--short", before).stdout.strip() or before
+    print(f"before: the diarizer at {commit}; after: the working tree", file=sys.stderr)
+    runs = contenders(before)
     rows: dict[tuple[str, str, bool], list[Row]] = {}
     for item in items(seeds):
         for name, diarize in runs.items():
@@ -146,6 +200,7 @@ def main(seeds: list[int]) -> None:
         f"{'set':<13}{'count':<6}{'version':<8}{'DER':>6} {'1-spk':>7} {'count ok':>7} {'±1':>7} {'beats 1':>7} "
         f"{'s/min':>7}"
     )
+    print(f"before = the diarizer at {commit}, after = the working tree")
     print(header)
     print("-" * len(header))
     for (set_name, name, given), set_rows in sorted(
