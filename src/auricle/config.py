@@ -90,6 +90,14 @@ class StreamingSettings(BaseModel):
         1, ge=1, le=10, description="Beam size of the frequent tentative decodes (1 = greedy; 5 costs about the same)."
     )
     final_beam_size: int = Field(5, ge=1, le=20, description="Beam size of the decode at the end of an utterance.")
+    language: str = Field(
+        "en",
+        min_length=2,
+        max_length=16,
+        description="Language of a `/transcribe` session whose `speech.config` names none (the protocol's default "
+        "is `en`): a code such as `de`, or `auto` to detect it on the first utterance (English-only models always "
+        "use `en`).",
+    )
 
 
 class Settings(BaseSettings):

@@ -87,11 +87,19 @@ class LocalAgreement:
                 return index
         return len(words)
 
-    def flush(self) -> list[Word]:
-        """Confirm and return the common prefix of the previous and the newest hypothesis."""
+    def flush(self, upto: float | None = None) -> list[Word]:
+        """Confirm and return the common prefix of the previous and the newest hypothesis.
+
+        Args:
+            upto: confirm only words of the prefix ending at or before this time (s); the rest stay in the newest
+                hypothesis, to be agreed on again by the next decode.
+        """
         confirmed: list[Word] = []
         while (
-            self._new and self._previous and normalize_word(self._new[0].word) == normalize_word(self._previous[0].word)
+            self._new
+            and self._previous
+            and normalize_word(self._new[0].word) == normalize_word(self._previous[0].word)
+            and (upto is None or self._new[0].end <= upto)
         ):
             confirmed.append(self._new.pop(0))
             self._previous.pop(0)

@@ -44,6 +44,7 @@ _TAIL_HYPOTHESIS = 0.3 * SAMPLE_RATE  # undecoded speech at an utterance end tha
 _EAGER_MIN_PROBABILITY = 0.5  # an agreed word less likely than this waits for a final decode (eager)
 _EAGER_BUFFER_S = 6.0  # eager keeps decodes about this short: the words before are out already (a prompt)
 _SETTLE_S = 2.0  # audio after a doubtful confirmed word before a final decode settles it (eager)
+_EDGE_S = 0.4  # a word ending this close to the end of the decoded audio is not confirmed yet
 _MIN_FINAL_SHARE = 0.75  # a final decode with fewer words than this share of the tentative ones skipped audio
 
 
@@ -410,7 +411,10 @@ class StreamingRecognizer:
         # Two decodes can invent the same words at the edge of the audio; agreement would then confirm them.
         words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
         self._agreement.insert(words)
-        confirmed = self._agreement.flush()
+        # A word ending at the very end of the decoded audio may be cut off there ("America" of "Americans") even
+        # when two decodes agree on it: it waits for a decode that hears past it (la2 stays as published).
+        edge = None if self._policy == "la2" else (self._buf_start + end) / SAMPLE_RATE - _EDGE_S
+        confirmed = self._agreement.flush(edge)
         self._phrase_words.extend(confirmed)
         self._buffer_words.extend(confirmed)
         result.confirmed.extend(w.end for w in confirmed)
