@@ -73,7 +73,7 @@ def test_ranges_accept_their_bounds_and_auto_language():
         config(sample_rate=8000, window_duration_ms=1000, overlap_duration_ms=999, language="auto", encoding="opus")
     )
     assert isinstance(message, ConfigMessage)
-    assert message.payload.detect_language
+    assert session_language(message.payload.language, StreamingSettings()) is None
     assert parse_client_message(config(sample_rate=96000, window_duration_ms=60000)).payload.sample_rate == 96000
 
 
