@@ -76,8 +76,9 @@ class StreamingSettings(BaseModel):
     policy: Literal["eager", "utterance", "la2"] = Field(
         "utterance",
         description=(
-            "When words become final: `eager` = as soon as two decodes agree (a phrase per step; doubtful words wait "
-            "for a final beam decode with 2 s of audio after them), `utterance` = one phrase per pause or clause "
+            "When words become final: `eager` = as soon as two decodes agree (a phrase per step; a word near the "
+            "end of the decoded audio waits for a decode that hears past it, a doubtful word for decodes that heard "
+            "1 s after it), `utterance` = one phrase per pause or clause "
             "(beam re-decode; the default until `eager` matches batch accuracy with tiny.en, and what /v1/realtime "
             "items use), `la2` = plain fixed-step LocalAgreement-2 (benchmark contender)."
         ),

@@ -9,6 +9,7 @@ absolute seconds from session start, so the audio buffer can be trimmed freely.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from auricle.engine.types import Word
 
@@ -87,19 +88,19 @@ class LocalAgreement:
                 return index
         return len(words)
 
-    def flush(self, upto: float | None = None) -> list[Word]:
+    def flush(self, settled: Callable[[Word], bool] | None = None) -> list[Word]:
         """Confirm and return the common prefix of the previous and the newest hypothesis.
 
         Args:
-            upto: confirm only words of the prefix ending at or before this time (s); the rest stay in the newest
-                hypothesis, to be agreed on again by the next decode.
+            settled: confirm the prefix only up to the first word of the newest hypothesis this rejects; the rest
+                stay in it, to be agreed on again by the next decode.
         """
         confirmed: list[Word] = []
         while (
             self._new
             and self._previous
             and normalize_word(self._new[0].word) == normalize_word(self._previous[0].word)
-            and (upto is None or self._new[0].end <= upto)
+            and (settled is None or settled(self._new[0]))
         ):
             confirmed.append(self._new.pop(0))
             self._previous.pop(0)
