@@ -83,10 +83,18 @@ class LocalAgreement:
                     best = (distance, end + 1)
             if best is not None:
                 return best[1]
-        for index, word in enumerate(words):
-            if (word.start + word.end) / 2 > self.committed_time:
-                return index
-        return len(words)
+        index = next((i for i, w in enumerate(words) if (w.start + w.end) / 2 > self.committed_time), len(words))
+        last = self._committed_tail[-1] if self._committed_tail else ""
+        if (
+            index < len(words)
+            and len(last) > 3
+            and texts[index] != last
+            and texts[index].startswith(last)
+            and words[index].start < self.committed_time
+        ):
+            # The confirmed last word was cut short ("America" of "Americans"): its whole re-decode is no new word.
+            index += 1
+        return index
 
     def flush(self, settled: Callable[[Word], bool] | None = None) -> list[Word]:
         """Confirm and return the common prefix of the previous and the newest hypothesis.
