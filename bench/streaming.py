@@ -1,7 +1,7 @@
 """Streaming latency and capacity: word latency to first hypothesis and to confirmation (final phrase), p50/p95,
 for 1, 2, 4 and 8 concurrent real-time streams, per model and per confirmation policy, against real server
 processes (one per policy, ``AURICLE_STREAMING__POLICY``), run interleaved so that all contenders see the same
-machine load: ``eager`` (the default), ``utterance`` (the previous default) and ``la2`` (plain fixed-step
+machine load: ``eager`` (opt-in), ``utterance`` (the default) and ``la2`` (plain fixed-step
 LocalAgreement-2 over the same decoder, the published policy). Capacity is the most streams whose confirmed p95
 stays within 3 s.
 

@@ -76,8 +76,9 @@ class StreamingSettings(BaseModel):
     policy: Literal["eager", "utterance", "la2"] = Field(
         "utterance",
         description=(
-            "When words become final: `eager` = as soon as two decodes agree (a phrase per step; doubtful words wait "
-            "for a final beam decode with 2 s of audio after them), `utterance` = one phrase per pause or clause "
+            "When words become final: `eager` = as soon as two decodes agree (a phrase per step; a word near the "
+            "end of the decoded audio waits for a decode that hears past it, a doubtful word for decodes that heard "
+            "1 s after it), `utterance` = one phrase per pause or clause "
             "(beam re-decode; the default until `eager` matches batch accuracy with tiny.en, and what /v1/realtime "
             "items use), `la2` = plain fixed-step LocalAgreement-2 (benchmark contender)."
         ),
@@ -90,6 +91,14 @@ class StreamingSettings(BaseModel):
         1, ge=1, le=10, description="Beam size of the frequent tentative decodes (1 = greedy; 5 costs about the same)."
     )
     final_beam_size: int = Field(5, ge=1, le=20, description="Beam size of the decode at the end of an utterance.")
+    language: str = Field(
+        "en",
+        min_length=2,
+        max_length=16,
+        description="Language of a `/transcribe` session whose `speech.config` names none (the protocol's default "
+        "is `en`): a code such as `de`, or `auto` to detect it on the first utterance (English-only models always "
+        "use `en`).",
+    )
 
 
 class Settings(BaseSettings):

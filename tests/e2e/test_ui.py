@@ -319,10 +319,6 @@ def test_live_microphone_confirms_words(ui: Page):
     assert any(word in final for word in ("country", "americans", "fellow"))
 
 
-@pytest.mark.skip(
-    reason="issue 13 (open): on some runs a phrase boundary inside 'Americans' gives 'so am I fellow America. "
-    "American ask not' (flaky, so neither a pass nor an xfail can be asserted); remove this mark to check a fix"
-)
 def test_live_view_shows_the_jfk_clip_with_the_words_of_batch(ui: Page, server: Server):
     # Given batch's words for the clip the fake microphone loops (the live view's default model, tiny.en)
     import httpx

@@ -9,6 +9,7 @@ absolute seconds from session start, so the audio buffer can be trimmed freely.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from auricle.engine.types import Word
 
@@ -82,16 +83,32 @@ class LocalAgreement:
                     best = (distance, end + 1)
             if best is not None:
                 return best[1]
-        for index, word in enumerate(words):
-            if (word.start + word.end) / 2 > self.committed_time:
-                return index
-        return len(words)
+        index = next((i for i, w in enumerate(words) if (w.start + w.end) / 2 > self.committed_time), len(words))
+        last = self._committed_tail[-1] if self._committed_tail else ""
+        if (
+            index < len(words)
+            and len(last) > 3
+            and texts[index] != last
+            and texts[index].startswith(last)
+            and words[index].start < self.committed_time
+        ):
+            # The confirmed last word was cut short ("America" of "Americans"): its whole re-decode is no new word.
+            index += 1
+        return index
 
-    def flush(self) -> list[Word]:
-        """Confirm and return the common prefix of the previous and the newest hypothesis."""
+    def flush(self, settled: Callable[[Word], bool] | None = None) -> list[Word]:
+        """Confirm and return the common prefix of the previous and the newest hypothesis.
+
+        Args:
+            settled: confirm the prefix only up to the first word of the newest hypothesis this rejects; the rest
+                stay in it, to be agreed on again by the next decode.
+        """
         confirmed: list[Word] = []
         while (
-            self._new and self._previous and normalize_word(self._new[0].word) == normalize_word(self._previous[0].word)
+            self._new
+            and self._previous
+            and normalize_word(self._new[0].word) == normalize_word(self._previous[0].word)
+            and (settled is None or settled(self._new[0]))
         ):
             confirmed.append(self._new.pop(0))
             self._previous.pop(0)

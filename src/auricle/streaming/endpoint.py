@@ -8,17 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 
-from auricle import metrics
 from auricle.streaming import protocol
 from auricle.streaming.handlers import Connection, handle_audio
 from auricle.streaming.hub import StreamingHub
 from auricle.streaming.protocol import INVALID_MESSAGE, SESSION_LIMIT, ProtocolError
-from auricle.streaming.reader import read_loop
+from auricle.streaming.reader import admitted, read_loop, serve
 
 __all__ = ["router"]
 
@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["streaming"])
 
-_FLUSH_TIMEOUT_S = 5.0
 SUBPROTOCOL = "auricle"
 """The WebSocket subprotocol selected when a client offers it (browsers sending a key do)."""
 _WIND_DOWN_S = 60.0  # longest wait for the final results of a session the server ends
@@ -35,55 +34,27 @@ _WIND_DOWN_S = 60.0  # longest wait for the final results of a session the serve
 @router.websocket("/transcribe")
 async def transcribe(websocket: WebSocket) -> None:
     """Streaming speech recognition (see :mod:`auricle.streaming` for the protocol)."""
-    app = websocket.app
     # The API key was checked before the handshake reached this route (api.auth, for http and websocket alike).
-    hub: StreamingHub = app.state.streaming
-    offered = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-    if hub.draining.is_set():
-        metrics.STREAM_ERRORS.labels(SESSION_LIMIT).inc()
-        await websocket.send_json(protocol.error(None, SESSION_LIMIT, "the server is shutting down; reconnect"))
-        await websocket.close(code=1013, reason="server shutting down")
-        metrics.STREAM_CONNECTIONS.labels("transcribe", "draining").inc()
+    hub: StreamingHub = websocket.app.state.streaming
+    if not await admitted(websocket, hub, "transcribe", SUBPROTOCOL, SESSION_LIMIT, partial(protocol.error, None)):
         return
-    if hub.active >= hub.settings.streaming.session_limit:
-        metrics.STREAM_ERRORS.labels(SESSION_LIMIT).inc()
-        await websocket.send_json(protocol.error(None, SESSION_LIMIT, "too many concurrent sessions"))
-        await websocket.close(code=1013, reason="session limit")
-        metrics.STREAM_CONNECTIONS.labels("transcribe", "session_limit").inc()
-        return
-    hub.active += 1
-    metrics.STREAM_SESSIONS.inc()
-    metrics.STREAM_CONNECTIONS.labels("transcribe", "accepted").inc()
-    metrics.STREAM_SESSIONS_OPENED.labels("transcribe").inc()
     conn = Connection(websocket, hub)
-    writer = asyncio.create_task(conn.write_loop())
-    try:
-        await read_loop(
+
+    def unregister() -> None:
+        if conn.session is not None:
+            hub.scheduler.unregister(conn.session)
+
+    await serve(
+        conn,
+        "transcribe",
+        lambda: read_loop(
             conn,
             busy=lambda: conn.session is not None and conn.session.ending,
             wind_down=lambda code, reason: _wind_down(conn, code, reason),
             handle=lambda message, finished: _handle_frame(conn, message, finished),
-        )
-    except Exception:
-        logger.exception("stream %s: connection failed", conn.session_id)
-        conn.finish(1011, "internal error")
-    finally:
-        hub.active -= 1
-        metrics.STREAM_SESSIONS.dec()
-        metrics.STREAM_SESSIONS_CLOSED.labels("transcribe", conn.close_reason or "completed").inc()
-        if conn.session is not None:
-            hub.scheduler.unregister(conn.session)
-        conn.outbox.put_nowait(None)
-        with contextlib.suppress(asyncio.TimeoutError, Exception):
-            await asyncio.wait_for(writer, _FLUSH_TIMEOUT_S)
-        writer.cancel()
-        if websocket.application_state == WebSocketState.CONNECTED:
-            # Bounded: a client that stopped reading may never take the close frame either.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    websocket.close(code=conn.close_code, reason=conn.close_reason), _FLUSH_TIMEOUT_S
-                )
+        ),
+        unregister,
+    )
 
 
 async def _wind_down(conn: Connection, code: int, reason: str) -> None:

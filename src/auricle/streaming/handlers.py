@@ -27,7 +27,7 @@ from auricle.streaming.protocol import (
     EndMessage,
     ProtocolError,
 )
-from auricle.streaming.session import StreamSession, TranscriptLimitError
+from auricle.streaming.session import StreamSession, TranscriptLimitError, session_language
 
 __all__ = ["HANDLERS", "Connection", "handle_audio", "handler"]
 
@@ -200,7 +200,7 @@ async def handle_config(conn: Connection, message: ConfigMessage) -> None:
         transcriber = await asyncio.to_thread(runtime.models.get, name)
     except AuricleError as exc:
         raise ProtocolError(INVALID_MESSAGE, f"model_id: {exc.message}") from None
-    language = None if config.detect_language else (config.language or "en").lower()
+    language = session_language(config.language, settings.streaming)
     if not transcriber.multilingual and language not in (None, "en"):
         raise ProtocolError(
             INVALID_MESSAGE, f"language: model '{name}' is English-only; use a multilingual model such as 'base'"

@@ -88,7 +88,8 @@ class ConfigPayload(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    language: str | None = Field("en", max_length=16)
+    language: str | None = Field(None, max_length=16)
+    """None: the server's ``streaming.language`` (``auto`` unless configured)."""
     sample_rate: int = Field(16000, ge=8000, le=96000)
     encoding: Encoding = "pcm_s16le"
     window_duration_ms: int = Field(5000, ge=1000, le=60000)
@@ -101,11 +102,6 @@ class ConfigPayload(BaseModel):
         if self.overlap_duration_ms >= self.window_duration_ms:
             raise ValueError("overlap_duration_ms must be below window_duration_ms")
         return self
-
-    @property
-    def detect_language(self) -> bool:
-        """Whether the client asked for language detection (``auto`` or no language)."""
-        return not self.language or self.language.lower() == "auto"
 
 
 class ConfigMessage(BaseModel):

@@ -1,20 +1,31 @@
-"""The read loop both WebSocket endpoints share (``/transcribe`` and ``/v1/realtime``).
+"""The connection life both WebSocket endpoints share (``/transcribe`` and ``/v1/realtime``).
 
-It owns the limits that are the same for both protocols: the session's maximum duration, the idle timeout, the
-server's drain, the per-session message throttle and client disconnects. What a frame means and how a session
-ends gracefully are the endpoint's: it passes them in.
+It owns what is the same for both protocols: refusing a connection while the server drains or is at its session
+limit, the session's maximum duration, the idle timeout, the per-session message throttle, client disconnects,
+the session gauges and counters, and the bounded teardown (flush the outbox, close the socket). What a frame means
+and how a session ends gracefully are the endpoint's: it passes them in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from auricle.streaming.handlers import Connection
+from starlette.websockets import WebSocket, WebSocketState
 
-__all__ = ["read_loop"]
+from auricle import metrics
+from auricle.streaming.handlers import Connection
+from auricle.streaming.hub import StreamingHub
+
+__all__ = ["admitted", "read_loop", "serve"]
+
+logger = logging.getLogger(__name__)
+
+_FLUSH_TIMEOUT_S = 5.0
 
 FrameHandler = Callable[[dict[str, Any], "asyncio.Task[Any]"], Awaitable[None]]
 
@@ -82,3 +93,80 @@ async def read_loop(
             receive.cancel()
         finished.cancel()
         draining.cancel()
+
+
+async def admitted(
+    websocket: WebSocket,
+    hub: StreamingHub,
+    endpoint: str,
+    subprotocol: str,
+    code: str,
+    error: Callable[[str, str], dict[str, Any]],
+) -> bool:
+    """Accept the upgrade (with ``subprotocol`` when the client offers it), then turn the connection away while
+    the server drains or is at its session limit.
+
+    Args:
+        websocket: the connection.
+        hub: the process's streaming state.
+        endpoint: the endpoint's metric label (``transcribe``, ``realtime``).
+        subprotocol: the endpoint's WebSocket subprotocol.
+        code: the protocol's error code for a refusal (its metric label too).
+        error: the protocol's error message for a code and a text.
+
+    Returns:
+        Whether the connection may open a session (otherwise the client got the error and close 1013).
+    """
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=subprotocol if subprotocol in offered else None)
+    if hub.draining.is_set():
+        why, outcome, text = "server shutting down", "draining", "the server is shutting down; reconnect"
+    elif hub.active >= hub.settings.streaming.session_limit:
+        why, outcome, text = "session limit", "session_limit", "too many concurrent sessions"
+    else:
+        return True
+    metrics.STREAM_ERRORS.labels(code).inc()
+    await websocket.send_json(error(code, text))
+    await websocket.close(code=1013, reason=why)
+    metrics.STREAM_CONNECTIONS.labels(endpoint, outcome).inc()
+    return False
+
+
+async def serve(
+    conn: Connection, endpoint: str, run: Callable[[], Awaitable[None]], cleanup: Callable[[], None]
+) -> None:
+    """Count the session open, ``run`` it (its read loop) with the outbox written meanwhile, then tear it down.
+
+    Args:
+        conn: the admitted connection.
+        endpoint: the endpoint's metric label.
+        run: the session (an error in it closes the connection with 1011).
+        cleanup: the endpoint's own teardown, before the outbox is flushed.
+    """
+    hub = conn.hub
+    hub.active += 1
+    metrics.STREAM_SESSIONS.inc()
+    metrics.STREAM_CONNECTIONS.labels(endpoint, "accepted").inc()
+    metrics.STREAM_SESSIONS_OPENED.labels(endpoint).inc()
+    writer = asyncio.create_task(conn.write_loop())
+    try:
+        await run()
+    except Exception:
+        logger.exception("%s %s: connection failed", endpoint, conn.session_id)
+        conn.finish(1011, "internal error")
+    finally:
+        hub.active -= 1
+        metrics.STREAM_SESSIONS.dec()
+        metrics.STREAM_SESSIONS_CLOSED.labels(endpoint, conn.close_reason or "completed").inc()
+        cleanup()
+        conn.outbox.put_nowait(None)
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(writer, _FLUSH_TIMEOUT_S)
+        writer.cancel()
+        websocket = conn.websocket
+        if websocket.application_state == WebSocketState.CONNECTED:
+            # Bounded: a client that stopped reading may never take the close frame either.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    websocket.close(code=conn.close_code, reason=conn.close_reason), _FLUSH_TIMEOUT_S
+                )

@@ -57,7 +57,7 @@ from auricle.streaming.realtime_protocol import (
     parse_client_event,
     server_event,
 )
-from auricle.streaming.session import ENDPOINT_MS, StreamSession, TranscriptLimitError
+from auricle.streaming.session import ENDPOINT_MS, StreamSession, TranscriptLimitError, session_language
 
 if TYPE_CHECKING:
     from auricle.streaming.hub import StreamingHub
@@ -199,9 +199,10 @@ class RealtimeConnection(Connection):
     async def _update(self, event: SessionUpdateEvent) -> None:
         config = self.config.updated(event.session)
         model = self._canonical(config.audio_input.transcription.model)
-        language = config.audio_input.transcription.language
+        # OpenAI's sessions detect the language when none is given (the server's streaming.language is /transcribe's).
+        language = session_language(config.audio_input.transcription.language or "auto", self.hub.settings.streaming)
         transcriber = await self._transcriber(model)
-        if not transcriber.multilingual and language not in (None, "", "auto", "en"):
+        if not transcriber.multilingual and language not in (None, "en"):
             raise RealtimeError(
                 "invalid_value",
                 f"model '{model}' is English-only; use a multilingual model such as 'base'",
@@ -289,8 +290,7 @@ class RealtimeConnection(Connection):
     async def _new_segment(self) -> _Segment:
         config = self.config.audio_input
         transcriber = await self._transcriber(self.model)
-        language = (config.transcription.language or "").lower() or None
-        language = None if language == "auto" else language
+        language = session_language(config.transcription.language or "auto", self.hub.settings.streaming)
         vad = config.turn_detection
         fmt = config.format
         rate = fmt.rate if isinstance(fmt, PcmFormat) else G711_RATE

@@ -14,12 +14,12 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 
 from auricle import metrics
 from auricle.errors import AuricleError
 from auricle.streaming.hub import StreamingHub
-from auricle.streaming.reader import read_loop
+from auricle.streaming.reader import admitted, read_loop, serve
 from auricle.streaming.realtime import RealtimeConnection
 from auricle.streaming.realtime_protocol import RealtimeError, error_event
 
@@ -31,7 +31,6 @@ router = APIRouter(tags=["streaming"])
 
 SUBPROTOCOL = "realtime"
 """The subprotocol selected when a client offers it (browsers following OpenAI's examples do)."""
-_FLUSH_TIMEOUT_S = 5.0
 
 
 async def _deny(websocket: WebSocket, status: int, message: str) -> None:
@@ -52,19 +51,7 @@ async def realtime(websocket: WebSocket) -> None:
         await _deny(websocket, 400, f"intent '{intent[:64]}' is not served; use intent=transcription")
         return
     hub: StreamingHub = websocket.app.state.streaming
-    offered = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-    if hub.draining.is_set():
-        metrics.STREAM_ERRORS.labels("session_limit").inc()
-        await websocket.send_json(error_event(RealtimeError("session_limit", "the server is shutting down; reconnect")))
-        await websocket.close(code=1013, reason="server shutting down")
-        metrics.STREAM_CONNECTIONS.labels("realtime", "draining").inc()
-        return
-    if hub.active >= hub.settings.streaming.session_limit:
-        metrics.STREAM_ERRORS.labels("session_limit").inc()
-        await websocket.send_json(error_event(RealtimeError("session_limit", "too many concurrent sessions")))
-        await websocket.close(code=1013, reason="session limit")
-        metrics.STREAM_CONNECTIONS.labels("realtime", "session_limit").inc()
+    if not await admitted(websocket, hub, "realtime", SUBPROTOCOL, "session_limit", _limit_error):
         return
     try:
         conn = RealtimeConnection(websocket, hub, _url_model(hub, websocket.query_params.get("model")))
@@ -73,12 +60,8 @@ async def realtime(websocket: WebSocket) -> None:
         await websocket.close(code=1011, reason="no model")
         metrics.STREAM_CONNECTIONS.labels("realtime", "no_model").inc()
         return
-    hub.active += 1
-    metrics.STREAM_SESSIONS.inc()
-    metrics.STREAM_CONNECTIONS.labels("realtime", "accepted").inc()
-    metrics.STREAM_SESSIONS_OPENED.labels("realtime").inc()
-    writer = asyncio.create_task(conn.write_loop())
-    try:
+
+    async def run() -> None:
         conn.open()
         await read_loop(
             conn,
@@ -86,24 +69,12 @@ async def realtime(websocket: WebSocket) -> None:
             wind_down=conn.wind_down,
             handle=lambda message, finished: _handle_frame(conn, message, finished),
         )
-    except Exception:
-        logger.exception("realtime %s: connection failed", conn.realtime_id)
-        conn.finish(1011, "internal error")
-    finally:
-        hub.active -= 1
-        metrics.STREAM_SESSIONS.dec()
-        metrics.STREAM_SESSIONS_CLOSED.labels("realtime", conn.close_reason or "completed").inc()
-        conn.close_segments()
-        conn.outbox.put_nowait(None)
-        with contextlib.suppress(asyncio.TimeoutError, Exception):
-            await asyncio.wait_for(writer, _FLUSH_TIMEOUT_S)
-        writer.cancel()
-        if websocket.application_state == WebSocketState.CONNECTED:
-            # Bounded: a client that stopped reading may never take the close frame either.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    websocket.close(code=conn.close_code, reason=conn.close_reason), _FLUSH_TIMEOUT_S
-                )
+
+    await serve(conn, "realtime", run, conn.close_segments)
+
+
+def _limit_error(code: str, text: str) -> dict[str, Any]:
+    return error_event(RealtimeError(code, text))
 
 
 def _url_model(hub: StreamingHub, name: str | None) -> str | None:

@@ -41,9 +41,10 @@ _GAP_S = 0.1  # a pause between confirmed words where the buffer may be cut
 _TAIL_S = 0.2  # audio decoded after the end of an utterance's speech
 _CONTEXT_S = 15.0  # emitted audio a final decode sees before the speech it decodes
 _TAIL_HYPOTHESIS = 0.3 * SAMPLE_RATE  # undecoded speech at an utterance end that gets a hypothesis first
-_EAGER_MIN_PROBABILITY = 0.5  # an agreed word less likely than this waits for a final decode (eager)
+_EAGER_MIN_PROBABILITY = 0.5  # an agreed word less likely than this is doubtful (eager)
 _EAGER_BUFFER_S = 6.0  # eager keeps decodes about this short: the words before are out already (a prompt)
-_SETTLE_S = 2.0  # audio after a doubtful confirmed word before a final decode settles it (eager)
+_DOUBT_S = 1.0  # audio after a doubtful word that agreeing decodes must have heard to confirm it (eager)
+_EDGE_S = 0.4  # a word ending this close to the end of the decoded audio is not confirmed yet
 _MIN_FINAL_SHARE = 0.75  # a final decode with fewer words than this share of the tentative ones skipped audio
 
 
@@ -93,10 +94,11 @@ class StreamingRecognizer:
         prompt: text confirmed earlier (resume), used as the decoding prompt.
         policy: when confirmed words go out as a phrase. ``eager``: as soon as two tentative decodes agree on them
             (a phrase per step; the phrase text is exactly the agreed words, so no boundary is ever decoded twice),
-            holding back a last word that may be cut off; the words left at a pause come from a final beam decode
-            with context. ``utterance``: one phrase per pause, or clause end in long speech, whose text comes from
-            a final beam decode of the whole phrase. ``la2``: plain LocalAgreement-2 (no VAD endpointing, no final
-            decode), the published policy, kept as a benchmark contender.
+            a word near the end of the decoded audio (it may be cut off) or a doubtful one waiting for decodes that
+            hear past it; the words left at a pause come from one more decode (a final beam decode with context
+            when one of them is doubtful). ``utterance``: one phrase per pause, or clause end in long speech, whose
+            text comes from a final beam decode of the whole phrase. ``la2``: plain LocalAgreement-2 (no VAD
+            endpointing, no final decode), the published policy, kept as a benchmark contender.
     """
 
     def __init__(
@@ -140,7 +142,6 @@ class StreamingRecognizer:
         self._gone: list[Word] = []  # recent words in the prompt, with times
         self._early: Callable[[StepResult], None] | None = None
         self._phrase_starts: list[int] = []  # session sample where recent phrases' audio starts
-        self._settled_until = 0  # session sample up to which the last settling final decode heard (eager)
 
     @property
     def buffered_s(self) -> float:
@@ -286,25 +287,6 @@ class StreamingRecognizer:
         self._trim(round(cut_s * SAMPLE_RATE) - self._buf_start)
         return True
 
-    def _settle(self, result: StepResult, start: int, speech_end: int) -> None:
-        """Emit doubtful confirmed words (eager) from a final decode of the buffer, up to the confirmed time.
-
-        The rest of the final decode becomes the tentative hypothesis the next decode is agreed with; the audio
-        stays, so nothing is cut.
-        """
-        self._settled_until = self._buf_start + len(self._buf)
-        confirmed_until = self.committed_time
-        words = self._decode_phrase(result, start, len(self._buf), speech_end)
-        if words is None:
-            return
-        self._restart_phrase(words)
-        pending = self._agreement.pending
-        count = sum(1 for w in pending if w.end <= confirmed_until)
-        while 0 < count < len(pending) and not _starts_word(pending[count]):
-            count -= 1
-        if count:
-            self._emit_phrase(result, self._agreement.complete(pending[count - 1].end), 0)
-
     def _decode_phrase(self, result: StepResult, start: int, end: int, speech_end: int) -> list[Word] | None:
         """The final decode of ``_buf[start:end]``, checked against the tentative words of the same audio.
 
@@ -384,13 +366,6 @@ class StreamingRecognizer:
         if self._policy == "eager" and len(self._buf) > _EAGER_BUFFER_S * SAMPLE_RATE:
             # A decode costs in proportion to its audio: drop emitted audio (its words become the prompt).
             self._shorten(result)
-        if self._policy == "eager" and self._phrase_words and not forced:
-            held = self._phrase_words[0]
-            if (
-                end - round((held.end + _SETTLE_S) * SAMPLE_RATE) >= 0
-                and end - self._settled_until >= _SETTLE_S * SAMPLE_RATE
-            ):
-                self._settle(result, start, speech_end)
         long = bool(self._phrase_words) and end / SAMPLE_RATE - self._phrase_words[0].start > self._window
         # A long phrase is cut where the tentative words show a clause end (checked first: a final decode costs).
         clause = long and _cut_point(self._phrase_words, self._window / 2, self.committed_time, clause=True)
@@ -410,7 +385,7 @@ class StreamingRecognizer:
         # Two decodes can invent the same words at the edge of the audio; agreement would then confirm them.
         words = _strip_invented_tail(words, (self._buf_start + speech_end) / SAMPLE_RATE)
         self._agreement.insert(words)
-        confirmed = self._agreement.flush()
+        confirmed = self._agreement.flush(None if self._policy == "la2" else self._settled_by(self._buf_start + end))
         self._phrase_words.extend(confirmed)
         self._buffer_words.extend(confirmed)
         result.confirmed.extend(w.end for w in confirmed)
@@ -423,24 +398,26 @@ class StreamingRecognizer:
             result.events.append(Hypothesis(current[0].start, current[-1].end, text))
             self._last_hypothesis = text
 
-    def _emit_agreed(self, result: StepResult) -> None:
-        """Emit the confirmed words as a phrase now (``eager``, ``la2``).
+    def _settled_by(self, end: int) -> Callable[[Word], bool]:
+        """Whether two agreeing decodes of audio up to session sample ``end`` settle a word (not ``la2``, which
+        stays as published).
 
-        In ``eager`` only the words before the first doubtful one go out (see :meth:`_settle`), and a confirmed
-        word that ends the newest decode may be a word cut off by the end of the audio
-        ("America" of "Americans") that both decodes saw the same way: unless it ends a clause, it waits for a
-        decode that hears past it.
+        A word ending at the very end of the decoded audio may be cut off there ("America" of "Americans") even when
+        both decodes heard it so: it waits for a decode that hears past it. In ``eager`` a doubtful word (a rare
+        name, "ask" heard as "asked") waits until the decodes that agree on it heard ``_DOUBT_S`` after it.
         """
-        words = self._phrase_words
-        if self._policy == "eager":
-            # A doubtful word (a rare name, "ask" heard as "asked") is settled by a final decode instead.
-            doubtful = next((i for i, w in enumerate(words) if w.probability < _EAGER_MIN_PROBABILITY), len(words))
-            if doubtful < len(words):
-                words = words[:doubtful]
-        cut_off = bool(words) and len(words) == len(self._phrase_words)
-        cut_off = cut_off and words[-1].word.rstrip()[-1:] not in ".,;:!?"
-        if self._policy == "eager" and cut_off and not self._agreement.tentative:
-            words = words[:-1]
+        end_s = end / SAMPLE_RATE
+
+        def settled(word: Word) -> bool:
+            doubtful = self._policy == "eager" and word.probability < _EAGER_MIN_PROBABILITY
+            return word.end <= end_s - (_DOUBT_S if doubtful else _EDGE_S)
+
+        return settled
+
+    def _emit_agreed(self, result: StepResult) -> None:
+        """Emit the confirmed words as a phrase now (``eager``, ``la2``); see :meth:`_settled_by` for when a word
+        counts as confirmed."""
+        words = self._phrase_words[:]
         following = [*self._phrase_words[len(words) :], *self._agreement.tentative]
         while words and following and not _starts_word(following[0]):
             # A word Whisper split in two ("self" "-substantial") stays in one phrase.

@@ -28,7 +28,7 @@ from auricle.streaming.audio import FrameDecoder
 from auricle.streaming.protocol import ConfigPayload
 from auricle.streaming.recognizer import Phrase, Policy, StepResult, StreamingRecognizer
 
-__all__ = ["ENDPOINT_MS", "StreamSession", "TranscriptLimitError"]
+__all__ = ["ENDPOINT_MS", "StreamSession", "TranscriptLimitError", "session_language"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,12 @@ ENDPOINT_MS = 500
 """Silence (ms) that can end an utterance; the VAD's minimum silence."""
 # Most new audio one step takes: a backlog is worked off in big steps, which see whole utterances.
 _MAX_STEP_S = 10.0
+
+
+def session_language(requested: str | None, limits: StreamingSettings) -> str | None:
+    """The language a session decodes in: the client's, else the server's ``streaming.language``; None detects."""
+    language = (requested or limits.language).lower()
+    return None if language == "auto" else language
 
 
 class TranscriptLimitError(Exception):
@@ -275,5 +281,6 @@ class StreamSession:
         """The configuration in force, as the ack reports it."""
         data = self.config.model_dump(exclude={"resume_checkpoint"})
         data["model_id"] = self.model_name
+        data["language"] = self.config.language or self.limits.language
         data["resumed_from_ms"] = round(self._base_s * 1000)
         return data

@@ -68,3 +68,16 @@ def test_complete_confirms_everything_or_up_to_a_time():
     assert join_words(agreement.tentative) == "c"
     assert join_words(agreement.complete()) == "c"
     assert agreement.tentative == []
+
+
+def test_the_whole_word_of_a_confirmed_word_cut_short_is_not_confirmed_again():
+    # Given "fellow America" confirmed up to 2.06 s (the word was cut short: "Americans")
+    agreement = LocalAgreement(2.06, [" fellow", " America."])
+    # When a later decode hears the whole word, with times a little off, then the next words
+    agreement.insert([Word(1.4, 1.76, " fellow", 0.9), Word(1.8, 2.4, " Americans,", 0.9), Word(2.7, 3.0, " ask", 0.9)])
+    # Then the next phrase starts after it: no "America. | Americans" at the boundary
+    assert join_words(agreement.pending) == "ask"
+    # And a new word that merely starts like the last one, after it, is kept
+    later = LocalAgreement(2.06, [" fellow", " America."])
+    later.insert([Word(2.2, 2.6, " American", 0.9)])
+    assert join_words(later.pending) == "American"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from auricle.config import StreamingSettings
 from auricle.streaming.protocol import (
     INVALID_MESSAGE,
     ConfigMessage,
@@ -13,6 +14,7 @@ from auricle.streaming.protocol import (
     ProtocolError,
     parse_client_message,
 )
+from auricle.streaming.session import session_language
 
 
 def config(**payload) -> str:
@@ -23,7 +25,11 @@ def test_config_defaults_follow_the_contract():
     message = parse_client_message(json.dumps({"type": "speech.config"}))
     assert isinstance(message, ConfigMessage)
     payload = message.payload
-    assert (payload.language, payload.sample_rate, payload.encoding) == ("en", 16000, "pcm_s16le")
+    assert (payload.sample_rate, payload.encoding) == (16000, "pcm_s16le")
+    # No language is the server's `streaming.language`, which is the contract's "en" unless configured
+    assert payload.language is None and session_language(payload.language, StreamingSettings()) == "en"
+    assert session_language(None, StreamingSettings(language="auto")) is None
+    assert session_language("DE", StreamingSettings(language="auto")) == "de"
     assert (payload.window_duration_ms, payload.overlap_duration_ms) == (5000, 500)
     assert payload.model_id is None and payload.resume_checkpoint is None
 
@@ -67,7 +73,7 @@ def test_ranges_accept_their_bounds_and_auto_language():
         config(sample_rate=8000, window_duration_ms=1000, overlap_duration_ms=999, language="auto", encoding="opus")
     )
     assert isinstance(message, ConfigMessage)
-    assert message.payload.detect_language
+    assert session_language(message.payload.language, StreamingSettings()) is None
     assert parse_client_message(config(sample_rate=96000, window_duration_ms=60000)).payload.sample_rate == 96000
 
 

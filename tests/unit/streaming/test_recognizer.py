@@ -246,3 +246,22 @@ def test_eager_confirms_words_while_the_utterance_goes_on():
     # Then words come out in many phrases, each within about two steps of its audio, not at the pause
     assert len(lags) >= 10
     assert max(lags) < 2.0
+
+
+def truncating_decode(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
+    """Whisper on audio that ends inside a word may hear a shorter word ("America" of "Americans") with the same
+    confidence: here a whole word reads ``wNs`` and a cut-off one ``wN``, so two decodes cut in it agree."""
+    return [
+        Word(w.start, w.end, w.word.replace("~", "") if w.word.endswith("~") else f"{w.word.rstrip(',')}s", 0.9)
+        for w in fake_decode(samples, prompt, final)
+    ]
+
+
+@pytest.mark.parametrize("policy", ["eager", "utterance"])
+def test_a_word_cut_off_by_the_end_of_the_audio_is_not_confirmed_even_when_two_decodes_agree(policy):
+    # Given decodes every 0.1 s, so that two in a row end inside the same word and both hear it cut short
+    audio, spoken = synth([12, 8])
+    # When it is streamed in real-time frames
+    events = run_with(truncating_decode, audio, 0.1, interval_s=0.1, window_s=3.0, policy=policy)
+    # Then every phrase holds whole words only: a word is confirmed once a decode has heard past its end
+    assert phrase_text(events) == [f"{word}s" for word in spoken]

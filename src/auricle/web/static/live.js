@@ -107,7 +107,8 @@ async function startMicrophone(onFrame) {
     throw new Error("the microphone needs a secure page (https or localhost)");
   }
   const stream = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true },
+    // Whisper hears raw speech best: noise suppression and gain control clip word ends ("Americans" → "America").
+    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   });
   const context = new AudioContext();
   try {
