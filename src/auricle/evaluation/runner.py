@@ -137,18 +137,8 @@ class _RecordingDiarizer:
         self.inner = inner
         self.result: DiarizationResult | None = None
 
-    def diarize(
-        self,
-        samples: np.ndarray,
-        spans: list[SpeechSpan],
-        *,
-        num_speakers: int | None = None,
-        min_speakers: int | None = None,
-        max_speakers: int | None = None,
-    ) -> DiarizationResult:
-        self.result = self.inner.diarize(
-            samples, spans, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers
-        )
+    def diarize(self, samples: np.ndarray, spans: list[SpeechSpan], **counts: int | None) -> DiarizationResult:
+        self.result = self.inner.diarize(samples, spans, **counts)
         return self.result
 
     def diarize_channels(self, channels: np.ndarray, spans: Sequence[Sequence[SpeechSpan]]) -> DiarizationResult:
