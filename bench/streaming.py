@@ -8,6 +8,9 @@ stays within 3 s.
     .venv/bin/python bench/streaming.py [--models tiny.en base] [--streams 1 2 4 8] [--seconds 30]
         [--policies eager utterance la2]
 
+A contender may also set other streaming settings: ``eager:step_s=1.0`` is the ``eager`` policy with
+``AURICLE_STREAMING__STEP_S=1.0``.
+
 Word times are estimated from message offsets: a message covering [offset, offset + duration] with n words is taken
 to have its words end evenly across that span. A word's latency is the time its message arrived minus the time
 the client sent the frame holding the word's end. "end lag" is the time from `speech.end` to the final phrase: it
@@ -110,6 +113,16 @@ async def run(url: str, frames: list[bytes], model: str, streams: int) -> dict:
     }
 
 
+def contender_env(spec: str) -> dict[str, str]:
+    """The server environment of a contender ``policy[:setting=value,...]`` (streaming settings)."""
+    policy, _, settings = spec.partition(":")
+    env = {"AURICLE_STREAMING__POLICY": policy}
+    for item in filter(None, settings.split(",")):
+        key, _, value = item.partition("=")
+        env[f"AURICLE_STREAMING__{key.upper()}"] = value
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
@@ -127,11 +140,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         servers = {
             policy: start_server(
-                Path(tmp) / policy,
-                {"AURICLE_PRELOAD_MODELS": ",".join(args.models), "AURICLE_STREAMING__POLICY": policy},
+                Path(tmp) / str(index),
+                {"AURICLE_PRELOAD_MODELS": ",".join(args.models), **contender_env(policy)},
                 wait_ready=False,
             )
-            for policy in args.policies
+            for index, policy in enumerate(args.policies)
         }
         urls = {policy: server.url.replace("http://", "ws://") + "/transcribe" for policy, server in servers.items()}
         capacity: dict[tuple[str, str], int] = {}
@@ -157,7 +170,7 @@ def main() -> None:
             print("\ncapacity (most streams with confirmed p95 <= 3 s):")
             for model in args.models:
                 for policy in args.policies:
-                    print(f"  {model:9s} {policy:10s} {capacity.get((model, policy), 0)}")
+                    print(f"  {model:9s} {policy:24s} {capacity.get((model, policy), 0)}")
         finally:
             for server in servers.values():
                 server.stop()
