@@ -151,7 +151,7 @@ def _centred(x: np.ndarray) -> np.ndarray:
 def embeddings(features: Features, variant: Variant) -> np.ndarray:
     """The window vectors a variant clusters."""
     dvec = features.windows.embeddings
-    if variant.whisper is None:
+    if variant.whisper is None or not len(dvec):
         return dvec
     mean, std = features.pooled[variant.whisper]
     whisper = _centred(mean)
