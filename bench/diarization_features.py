@@ -10,7 +10,8 @@ vector and hands it to today's clustering and post-processing unchanged (same co
   the window, with the recording's mean removed and L2-normalised (raw encoder states carry the words as much
   as the voice);
 * ``dvec+tiny.en`` / ``dvec+base``: both, each block L2-normalised and weighted by the square root of its share, so
-  the cosine of two windows is exactly ``w * cos(d-vectors) + (1 - w) * cos(Whisper)`` (score fusion).
+  the cosine of two windows is exactly ``w * cos(d-vectors) + (1 - w) * cos(Whisper)`` (score fusion; ``w`` 0.5,
+  and 0.8 for ``dvec.8+base``).
 
 The sets, scoring and table are ``bench/diarization_quality.py``'s (conversation seeds ``--seeds``, single
 speakers, AMI with the automatic count and the count given). The count thresholds of today's clustering are
