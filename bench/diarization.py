@@ -15,6 +15,9 @@ With ``--quality`` it instead scores accuracy on real voices, a previous diarize
 ``bench/diarization_quality.py``.
 
     .venv/bin/python bench/diarization.py --quality [--seeds 0 1 2 3] [--before REV]
+
+Whether Whisper encoder states help the d-vectors (issue 12) is measured on the same sets by
+``bench/diarization_features.py``.
 """
 
 from __future__ import annotations

@@ -196,14 +196,20 @@ def main(seeds: list[int], before: str | None = None) -> None:
                     f"(one speaker {row.one_speaker:6.1%})",
                     file=sys.stderr,
                 )
-    header = (
-        f"{'set':<13}{'count':<6}{'version':<8}{'DER':>6} {'1-spk':>7} {'count ok':>7} {'±1':>7} {'beats 1':>7} "
-        f"{'s/min':>7}"
-    )
     print(f"before = the diarizer at {commit}, after = the working tree")
+    print_table(rows, list(runs))
+
+
+def print_table(rows: dict[tuple[str, str, bool], list[Row]], versions: list[str], set_width: int = 13) -> None:
+    """One line per (set, auto or given count, version), versions in the given order."""
+    width = max(8, *(len(v) + 1 for v in versions))
+    header = (
+        f"{'set':<{set_width}}{'count':<6}{'version':<{width}}{'DER':>6} {'1-spk':>7} {'count ok':>7} {'±1':>7} "
+        f"{'beats 1':>7} {'s/min':>7}"
+    )
     print(header)
     print("-" * len(header))
     for (set_name, name, given), set_rows in sorted(
-        rows.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1] != "before")
+        rows.items(), key=lambda kv: (kv[0][0], kv[0][2], versions.index(kv[0][1]))
     ):
-        print(f"{set_name:<13}{'given' if given else 'auto':<6}{name:<8}{summarise(set_rows)}")
+        print(f"{set_name:<{set_width}}{'given' if given else 'auto':<6}{name:<{width}}{summarise(set_rows)}")
