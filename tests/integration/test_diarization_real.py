@@ -175,8 +175,9 @@ def test_meeting_excerpts_with_the_count_given(diarizer, meetings):
         given_errors, total = given_errors + g, total + t
         beats += g < o
         print(f"{entry['id']}: given {entry['speakers']}, DER {g / max(t, 1e-9):.1%} (one {o / max(t, 1e-9):.1%})")
-    # Then at least half beat "everyone is one speaker" (the target is all of them; the previous clustering beat
-    # it on 4) and the set's DER stays at most 37 % (previously 44.8 %; the automatic count gives 34.1 %)
+    # Then at least 8 beat "everyone is one speaker" (the target is all of them; the clustering before beat it on
+    # 6, and 4 before that) and the set's DER stays at most 34.5 % (33.7 % now, was 36.1 % and 44.8 %; the automatic
+    # count gives 34.1 %)
     print(f"AMI count given: DER {given_errors / total:.1%}, beats one speaker on {beats}/{len(multi)}")
-    assert beats >= 6
-    assert given_errors / total <= 0.37
+    assert beats >= 8
+    assert given_errors / total <= 0.345

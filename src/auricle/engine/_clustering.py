@@ -21,7 +21,7 @@ Telephone-band audio gets its own thresholds (:data:`NARROWBAND`).
 A given count starts from the automatic partition (bounded by the count) and grows it one cluster at a time
 (:func:`_to_count`), each time by whichever of two candidates leaves the voices most distinct: the costliest
 cluster cut in two, or the windows least like every cluster (a quiet voice in a meeting one person dominates).
-Added clusters take a window only by a clear margin (:data:`ADDED_CLUSTER_MARGIN`). So a given count stays close
+Added clusters take a window only by a clear margin (:data:`ADDED_CLUSTER_MARGINS`). So a given count stays close
 to what the automatic count found instead of re-cutting the recording from scratch, which on far-field meetings
 split the dominant voice by content.
 """
@@ -63,9 +63,11 @@ so distinct voices are allowed closer centroids, and a longer average (about 3 s
 the least similar split of a long single voice (0.94); the smoothing and ``distinct_speakers`` were chosen on the
 tuning seeds (0 and 1) by DER, among settings with the same count accuracy there."""
 
-ADDED_CLUSTER_MARGIN = 0.1
+ADDED_CLUSTER_MARGINS = (0.15, 0.1)
 """A cluster added to reach a given count (beyond those the automatic count found) takes a window only when the
-window is this much more similar to it (cosine) than to any other cluster: the voices the automatic count could
+window is this much more similar to it (cosine) than to any other cluster, by the first margin that leaves the
+new cluster any window (so the count is still reached when a voice is there but close to another, as on the
+telephone): the voices the automatic count could
 not tell apart keep their windows unless the evidence is clear (on far-field meetings one person dominates, and
 an even split of their speech costs more than a small extra cluster)."""
 
@@ -186,6 +188,7 @@ def cluster_embeddings(
     segment_ids: np.ndarray | None = None,
     min_cluster_size: int = 1,
     thresholds: Thresholds = WIDEBAND,
+    added_margins: tuple[float, ...] = ADDED_CLUSTER_MARGINS,
 ) -> np.ndarray:
     """Cluster L2-normalised window embeddings (n, d), in time order, into speakers; return a label per row.
 
@@ -198,6 +201,8 @@ def cluster_embeddings(
             with neighbours of the same group.
         min_cluster_size: with an automatic count, a speaker needs at least this many windows.
         thresholds: the calibrated similarities that decide the automatic count.
+        added_margins: with ``num_speakers``, the margins by which added clusters take windows, widest first
+            (see :data:`ADDED_CLUSTER_MARGINS`).
 
     Returns:
         Integer labels 0..k-1 (arbitrary order).
@@ -222,15 +227,19 @@ def cluster_embeddings(
         # Start from what the automatic count finds and reach the given count from there, so a given count
         # degrades gracefully to the automatic answer instead of re-cutting the recording from scratch.
         auto = _choose_count(fit_x, fit_smoothed, 1, num_speakers, min_size, thresholds)
-        best = _to_count(fit_x, fit_smoothed, auto, num_speakers)
+        best, margin = _to_count(fit_x, fit_smoothed, auto, num_speakers, added_margins)
         found = len(auto.centroids)
     else:
         best = _choose_count(fit_x, fit_smoothed, min_speakers, max_speakers, min_size, thresholds)
-        found = len(best.centroids)
+        found, margin = len(best.centroids), 0.0
     k = len(best.centroids)
-    bias = _added_bias(found, k)
-    # Every window (not only the fitted ones) goes to its nearest centroid, then the centroids settle at full rate.
-    labels = _reassign(x, np.asarray((x @ best.centroids.T + bias).argmax(1), dtype=int), k, bias)
+    # Every window (not only the fitted ones) goes to its nearest centroid, then the centroids settle at full rate;
+    # by a narrower margin if an added cluster would end up empty.
+    for narrower in [m for m in added_margins if m <= margin] or [margin]:
+        bias = _added_bias(found, k, narrower)
+        labels = _reassign(x, np.asarray((x @ best.centroids.T + bias).argmax(1), dtype=int), k, bias)
+        if len(np.unique(labels)) == k:
+            break
     return np.asarray(np.unique(labels, return_inverse=True)[1], dtype=int)
 
 
@@ -284,23 +293,31 @@ def _split_outliers(smoothed: np.ndarray, part: _Partition, share: float = 0.1) 
     return out
 
 
-def _added_bias(found: int, k: int) -> np.ndarray:
-    """Per-cluster similarity offsets: 0 for the ``found`` clusters, minus the margin for those added after."""
+def _added_bias(found: int, k: int, margin: float) -> np.ndarray:
+    """Per-cluster similarity offsets: 0 for the ``found`` clusters, minus ``margin`` for those added after."""
     bias = np.zeros(k)
-    bias[found:] = -ADDED_CLUSTER_MARGIN
+    bias[found:] = -margin
     return bias
 
 
-def _to_count(x: np.ndarray, smoothed: np.ndarray, start: _Partition, k: int) -> _Partition:
+def _to_count(
+    x: np.ndarray, smoothed: np.ndarray, start: _Partition, k: int, margins: tuple[float, ...]
+) -> tuple[_Partition, float]:
     """Grow ``start`` to ``k`` clusters, one at a time, each time adding the more distinct of two candidates: the
-    costliest cluster cut in two, or a cluster of the windows least like any current one."""
-    part = start
+    costliest cluster cut in two, or a cluster of the windows least like any current one; the added clusters take
+    windows by the widest of ``margins`` that leaves them any. Returns the partition and the margin."""
+    part, used = start, margins[0]
     while len(part.centroids) < k:
         splits = (_split_costliest(smoothed, part), _split_outliers(smoothed, part))
-        bias = _added_bias(len(start.centroids), len(part.centroids) + 1)
-        grown = [_from_labels(x, _reassign(x, c, len(bias), bias)) for c in splits if c is not None]
-        grown = [g for g in grown if len(g.centroids) > len(part.centroids)]
+        grown = []
+        for margin in margins:
+            bias = _added_bias(len(start.centroids), len(part.centroids) + 1, margin)
+            grown = [_from_labels(x, _reassign(x, c, len(bias), bias)) for c in splits if c is not None]
+            grown = [g for g in grown if len(g.centroids) > len(part.centroids)]
+            if grown:
+                used = min(used, margin)
+                break
         if not grown:
             break  # no new cluster holds: keep what we have
         part = min(grown, key=lambda g: g.max_similarity)
-    return part
+    return part, used

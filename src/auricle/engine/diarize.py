@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auricle.engine._clustering import NARROWBAND, WIDEBAND, cluster_embeddings
+from auricle.engine._clustering import ADDED_CLUSTER_MARGINS, NARROWBAND, WIDEBAND, cluster_embeddings
 from auricle.engine._voice_encoder import (
     EMBEDDING_SIZE,
     HOP,
@@ -301,6 +301,39 @@ class ResemblyzerDiarizer:
         with blas_limit(self.blas_threads):
             return self._diarize(samples, spans, num_speakers, min_speakers, max_speakers)
 
+    def _label(
+        self,
+        samples: np.ndarray,
+        clean: list[SpeechSpan],
+        windows: _Windows,
+        hop: float,
+        num_speakers: int | None,
+        min_speakers: int | None,
+        upper: int,
+        margins: tuple[float, ...],
+    ) -> tuple[np.ndarray, list[tuple[float, float, int]]]:
+        """A speaker label per window (smoothed) and the turns they make."""
+        labels = np.zeros(len(windows.embeddings), dtype=int)
+        use = windows.reliable if windows.reliable.sum() >= 2 else np.ones(len(labels), dtype=bool)
+        labels[use] = cluster_embeddings(
+            windows.embeddings[use],
+            num_speakers=num_speakers,
+            min_speakers=min_speakers or 1,
+            max_speakers=upper,
+            segment_ids=windows.span_ids[use],
+            min_cluster_size=int(np.ceil(_MIN_SPEAKER_S / hop)),
+            thresholds=NARROWBAND if _is_narrowband(samples, clean) else WIDEBAND,
+            added_margins=margins,
+        )
+        if (~use).any():
+            centroids = np.array([windows.embeddings[use][labels[use] == k].mean(0) for k in range(labels.max() + 1)])
+            labels[~use] = (windows.embeddings[~use] @ centroids.T).argmax(1)
+
+        # Smooth over about 1.25 s of windows whatever the hop.
+        width = max(1, int(round(1.25 / hop)) | 1)
+        labels = _smooth(labels, windows.span_ids, width)
+        return labels, _runs(clean, windows, labels, self.min_turn)
+
     def _diarize(
         self,
         samples: np.ndarray,
@@ -322,25 +355,12 @@ class ResemblyzerDiarizer:
             # A speaker needs a few seconds of speech to be told apart; short clips cannot hold many.
             speech_s = sum(s.end - s.start for s in clean)
             upper = max(min_speakers or 1, min(self.max_speakers, max(2, int(speech_s // _SECONDS_PER_SPEAKER))))
-        labels = np.zeros(len(windows.embeddings), dtype=int)
-        use = windows.reliable if windows.reliable.sum() >= 2 else np.ones(len(labels), dtype=bool)
-        labels[use] = cluster_embeddings(
-            windows.embeddings[use],
-            num_speakers=num_speakers,
-            min_speakers=min_speakers or 1,
-            max_speakers=upper,
-            segment_ids=windows.span_ids[use],
-            min_cluster_size=int(np.ceil(_MIN_SPEAKER_S / hop)),
-            thresholds=NARROWBAND if _is_narrowband(samples, clean) else WIDEBAND,
-        )
-        if (~use).any():
-            centroids = np.array([windows.embeddings[use][labels[use] == k].mean(0) for k in range(labels.max() + 1)])
-            labels[~use] = (windows.embeddings[~use] @ centroids.T).argmax(1)
-
-        # Smooth over about 1.25 s of windows whatever the hop.
-        width = max(1, int(round(1.25 / hop)) | 1)
-        labels = _smooth(labels, windows.span_ids, width)
-        raw_turns = _runs(clean, windows, labels, self.min_turn)
+        # A given count is tried with the widest margins for added speakers first, then with the narrowest alone
+        # when a speaker added by the first try does not last as a turn.
+        for margins in (ADDED_CLUSTER_MARGINS, ADDED_CLUSTER_MARGINS[-1:]):
+            labels, raw_turns = self._label(samples, clean, windows, hop, num_speakers, min_speakers, upper, margins)
+            if num_speakers is None or len({k for _, _, k in raw_turns}) >= num_speakers:
+                break
 
         order: dict[int, str] = {}
         for _, _, k in sorted(raw_turns):
