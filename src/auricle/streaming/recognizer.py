@@ -419,6 +419,9 @@ class StreamingRecognizer:
         counts as confirmed."""
         words = self._phrase_words[:]
         following = [*self._phrase_words[len(words) :], *self._agreement.tentative]
+        if self._policy == "eager" and words and not following:
+            # Nothing decoded after the last word yet: the rest of it may still come ("bud" then "-buriest").
+            following.insert(0, words.pop())
         while words and following and not _starts_word(following[0]):
             # A word Whisper split in two ("self" "-substantial") stays in one phrase.
             following.insert(0, words.pop())

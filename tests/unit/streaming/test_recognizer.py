@@ -265,3 +265,27 @@ def test_a_word_cut_off_by_the_end_of_the_audio_is_not_confirmed_even_when_two_d
     events = run_with(truncating_decode, audio, 0.1, interval_s=0.1, window_s=3.0, policy=policy)
     # Then every phrase holds whole words only: a word is confirmed once a decode has heard past its end
     assert phrase_text(events) == [f"{word}s" for word in spoken]
+
+
+def test_eager_keeps_a_word_whisper_split_in_two_in_one_phrase_when_the_rest_comes_a_decode_later():
+    # Given a word (the sixth) that decodes as "w5" alone until the decoder has heard well past it, and then as
+    # "w5" "-tail" (as Whisper gave "bud," and later "bud" "-buriest")
+    audio, _ = synth([12])
+
+    def decode(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
+        words = fake_decode(samples, prompt, final)
+        split = next((i for i, w in enumerate(words) if w.word.strip(" ,") == "w5"), None)
+        if split is None:
+            return words
+        heard_past = len(samples) / RATE - words[split].end
+        if heard_past < 1.2:
+            return words[: split + 1]
+        tail = Word(words[split].end, words[split].end + 0.05, "-tail", 0.9)
+        return [*words[: split + 1], tail, *words[split + 1 :]]
+
+    # When it is streamed in real-time frames with eager phrases
+    events = run_with(decode, audio, 0.2, policy="eager", interval_s=0.2)
+    # Then the two pieces are never in different phrases
+    phrases = [e.text for e in events if isinstance(e, Phrase)]
+    assert not any(p.rstrip(" ,").endswith("w5") for p in phrases), phrases
+    assert any("w5-tail" in p.replace(",", "") for p in phrases), phrases
