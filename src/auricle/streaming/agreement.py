@@ -87,12 +87,12 @@ class LocalAgreement:
         last = self._committed_tail[-1] if self._committed_tail else ""
         if (
             index < len(words)
-            and len(last) > 3
-            and texts[index] != last
-            and texts[index].startswith(last)
+            and last
             and words[index].start < self.committed_time
+            and (texts[index] == last or (len(last) > 3 and texts[index].startswith(last)))
         ):
-            # The confirmed last word was cut short ("America" of "Americans"): its whole re-decode is no new word.
+            # The last confirmed word again, re-decoded longer ("goo" into the pause after it), or cut short before
+            # ("America" of "Americans"): a word that starts before it ended is no new word.
             index += 1
         return index
 

@@ -81,3 +81,16 @@ def test_the_whole_word_of_a_confirmed_word_cut_short_is_not_confirmed_again():
     later = LocalAgreement(2.06, [" fellow", " America."])
     later.insert([Word(2.2, 2.6, " American", 0.9)])
     assert join_words(later.pending) == "American"
+
+
+def test_the_last_confirmed_word_re_decoded_into_the_pause_after_it_is_not_confirmed_again():
+    # Given "HTML goo." confirmed up to 23.9 s (as a real AMI excerpt gave)
+    agreement = LocalAgreement(23.9, [" HTML", " goo."])
+    # When a decode with only the last word of them puts it later and longer (it reaches into the pause), then more
+    agreement.insert([Word(23.2, 24.7, " goo.", 0.6), Word(26.9, 27.1, " I", 0.9), Word(27.1, 27.3, " think", 0.9)])
+    # Then the next phrase starts with the new words: no "goo. | goo." at the boundary
+    assert join_words(agreement.pending) == "I think"
+    # And the same word said again after it is kept ("Okay. Okay.")
+    again = LocalAgreement(23.9, [" HTML", " goo."])
+    again.insert([Word(24.3, 24.6, " goo.", 0.9)])
+    assert join_words(again.pending) == "goo."
