@@ -79,7 +79,7 @@ class StreamingSettings(BaseModel):
             "When words become final: `eager` = as soon as two decodes agree (a phrase per step; a word near the "
             "end of the decoded audio waits for a decode that hears past it, a doubtful word for decodes that heard "
             "1 s after it), `utterance` = one phrase per pause or clause "
-            "(beam re-decode; the default until `eager` matches batch accuracy with tiny.en, and what /v1/realtime "
+            "(beam re-decode; the default until `eager` matches batch accuracy on every file, and what /v1/realtime "
             "items use), `la2` = plain fixed-step LocalAgreement-2 (benchmark contender)."
         ),
     )
