@@ -13,6 +13,7 @@ assertions hold what is (16 of 24 counts, DER 9.4 %), so a regression fails.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -20,7 +21,8 @@ import pytest
 from auricle.engine._der import diarization_error_rate
 from auricle.engine.decode import decode
 from auricle.engine.diarize import ResemblyzerDiarizer
-from auricle.engine.types import SpeakerTurn
+from auricle.engine.protocols import DiarizationResult
+from auricle.engine.types import SpeakerTurn, SpeechSpan
 from diarization_real import (
     Conversation,
     conversation_specs,
@@ -50,6 +52,21 @@ def conversations() -> list[Conversation]:
     return [make_conversation(spec) for spec in conversation_specs(SEEDS)]
 
 
+@pytest.fixture(scope="module")
+def automatic(diarizer) -> Callable[[Conversation], tuple[list[SpeechSpan], DiarizationResult]]:
+    """A conversation's VAD spans and its diarization with Speakr's request, computed once per module (the
+    diarizer is deterministic; the given-count test compares against the same results the count tests score)."""
+    done: dict[str, tuple[list[SpeechSpan], DiarizationResult]] = {}
+
+    def run(conv: Conversation) -> tuple[list[SpeechSpan], DiarizationResult]:
+        if conv.name not in done:
+            spans = speech_spans(conv.samples)
+            done[conv.name] = spans, diarizer.diarize(conv.samples, spans, **SPEAKR)
+        return done[conv.name]
+
+    return run
+
+
 def _score(truth: list[SpeakerTurn], hypothesis: list[SpeakerTurn]) -> tuple[float, float]:
     """(errors, scored speech) in seconds, 0.25 s collar."""
     result = diarization_error_rate(truth, hypothesis, collar=0.25)
@@ -60,12 +77,12 @@ def _speakers(turns: list[SpeakerTurn]) -> int:
     return len({t.speaker for t in turns})
 
 
-def _automatic(diarizer: ResemblyzerDiarizer, conversations: list[Conversation], label: str) -> tuple[float, int]:
+def _automatic(automatic, conversations: list[Conversation], label: str) -> tuple[float, int]:
     """Diarize each with Speakr's request (automatic count between 1 and 4): (speech-weighted DER, counts right)."""
     errors = total = 0.0
     right = 0
     for conv in conversations:
-        result = diarizer.diarize(conv.samples, speech_spans(conv.samples), **SPEAKR)
+        _, result = automatic(conv)
         e, t = _score(conv.turns, result.turns)
         errors, total = errors + e, total + t
         right += _speakers(result.turns) == len(conv.voices)
@@ -74,33 +91,32 @@ def _automatic(diarizer: ResemblyzerDiarizer, conversations: list[Conversation],
     return errors / total, right
 
 
-def test_wideband_conversations_meet_the_targets(diarizer, conversations):
+def test_wideband_conversations_meet_the_targets(automatic, conversations):
     # Given conversations of 2-4 real voices (clean, overlapping turns, background noise)
     wide = [c for c in conversations if "phone" not in c.name]
     # When each is diarized with Speakr's request
-    der, right = _automatic(diarizer, wide, "wideband")
+    der, right = _automatic(automatic, wide, "wideband")
     # Then the speech-weighted DER is at most 5 % and the count is right on at least 90 % of them
     assert der <= 0.05
     assert right >= 0.9 * len(wide)
 
 
-def test_telephone_conversations_hold_todays_count(diarizer, conversations):
+def test_telephone_conversations_hold_todays_count(automatic, conversations):
     # Given conversations of 2-4 real voices through an 8 kHz telephone channel
     phone = [c for c in conversations if "phone" in c.name]
     # When each is diarized with Speakr's request
-    der, right = _automatic(diarizer, phone, "telephone")
+    der, right = _automatic(automatic, phone, "telephone")
     # Then the count is right on at least 16 of the 24 and the DER is at most 10 % (the targets are 90 % and 5 %)
     assert right >= 16
     assert der <= 0.10
 
 
-def test_given_count_is_no_worse_than_automatic(diarizer, conversations):
+def test_given_count_is_no_worse_than_automatic(diarizer, automatic, conversations):
     # Given every generated conversation, telephone ones included
     auto_errors = given_errors = total = 0.0
     for conv in conversations:
-        spans = speech_spans(conv.samples)
         # When it is diarized with the automatic count and with the true count
-        auto = diarizer.diarize(conv.samples, spans, **SPEAKR)
+        spans, auto = automatic(conv)
         given = diarizer.diarize(conv.samples, spans, num_speakers=len(conv.voices))
         a, t = _score(conv.turns, auto.turns)
         g, _ = _score(conv.turns, given.turns)
