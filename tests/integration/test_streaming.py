@@ -286,7 +286,8 @@ def boundary_faults(phrases: list[dict]) -> list[str]:
             continue
         end = first["offset"] + first["duration"]
         # One word said twice ("Okay. Okay.") happens in speech, but not within the time of the first.
-        for n in range(1 if second["offset"] < end else 2, 5 if second["offset"] < end + 1000 else 1):
+        sizes = range(1, 5) if second["offset"] < end else range(2, 5) if second["offset"] < end + 1000 else range(0)
+        for n in sizes:
             if len(left) >= n and len(right) >= n and left[-n:] == right[:n]:
                 faults.append(f"repeated {' '.join(left[-n:])!r}: {before!r} | {after!r}")
         if after.lstrip()[:1] == "-" or (left[-1] != right[0] and right[0].startswith(left[-1]) and len(left[-1]) > 3):
