@@ -246,8 +246,7 @@ class StreamingRecognizer:
         more and would delay every other session.
         """
         end = min(cut, speech_end + round(_TAIL_S * SAMPLE_RATE))
-        # Words confirmed and not out yet (a last word held for what may follow) are decoded again with the rest.
-        if self._policy == "eager":
+        if self._policy == "eager" and not self._phrase_words:
             offset = (self._buf_start + start) / SAMPLE_RATE
             quick = [w.shifted(offset) for w in self._decoder.decode(self._buf[start:end], self._prompt, False)]
             quick = _strip_invented_tail(quick, (self._buf_start + speech_end) / SAMPLE_RATE)
