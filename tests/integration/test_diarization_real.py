@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 SPEAKR = {"min_speakers": 1, "max_speakers": 4}
 SEEDS = [0, 1, 2, 3]
+Automatic = Callable[[Conversation], tuple[list[SpeechSpan], DiarizationResult]]
+"""A conversation's VAD spans and its diarization with Speakr's request (the ``automatic`` fixture)."""
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +55,9 @@ def conversations() -> list[Conversation]:
 
 
 @pytest.fixture(scope="module")
-def automatic(diarizer) -> Callable[[Conversation], tuple[list[SpeechSpan], DiarizationResult]]:
-    """A conversation's VAD spans and its diarization with Speakr's request, computed once per module (the
-    diarizer is deterministic; the given-count test compares against the same results the count tests score)."""
+def automatic(diarizer) -> Automatic:
+    """Each conversation diarized with Speakr's request once per module (the diarizer is deterministic; the
+    given-count test compares against the same results the count tests score)."""
     done: dict[str, tuple[list[SpeechSpan], DiarizationResult]] = {}
 
     def run(conv: Conversation) -> tuple[list[SpeechSpan], DiarizationResult]:
@@ -77,7 +79,7 @@ def _speakers(turns: list[SpeakerTurn]) -> int:
     return len({t.speaker for t in turns})
 
 
-def _automatic(automatic, conversations: list[Conversation], label: str) -> tuple[float, int]:
+def _automatic(automatic: Automatic, conversations: list[Conversation], label: str) -> tuple[float, int]:
     """Diarize each with Speakr's request (automatic count between 1 and 4): (speech-weighted DER, counts right)."""
     errors = total = 0.0
     right = 0
