@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from auricle.engine.types import Word
 
@@ -65,7 +66,13 @@ class LocalAgreement:
         words. Only without such an anchor does the cut fall back to word midpoints against the confirmed time.
         """
         words = [w for w in words if normalize_word(w.word)]
-        self._new = words[self._anchor(words) :]
+        # A new word starts after the confirmed ones, whatever the alignment says: Whisper sometimes stretches a
+        # re-decoded word back over audio whose words are out already, and a phrase would then start before the
+        # one it follows.
+        self._new = [
+            w if w.start >= self.committed_time else replace(w, start=min(self.committed_time, w.end))
+            for w in words[self._anchor(words) :]
+        ]
 
     def _anchor(self, words: list[Word]) -> int:
         """Index of the first word after the confirmed ones."""

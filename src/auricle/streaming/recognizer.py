@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -470,6 +470,10 @@ class StreamingRecognizer:
         words = self._phrase_words + more
         self._phrase_words = []
         self._last_hypothesis = ""
+        if words and not _starts_word(words[0]) and self._emitted_tail:
+            # The rest of a word whose start is out already ("to" | "-cruel": a later decode heard "to-cruel"):
+            # it reads as a word of its own rather than opening the phrase with a joiner.
+            words[0] = replace(words[0], word=" " + words[0].word.lstrip(" -"))
         text = join_words(words)
         if not text:
             return

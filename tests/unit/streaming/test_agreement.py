@@ -94,3 +94,16 @@ def test_the_last_confirmed_word_re_decoded_into_the_pause_after_it_is_not_confi
     again = LocalAgreement(23.9, [" HTML", " goo."])
     again.insert([Word(24.3, 24.6, " goo.", 0.9)])
     assert join_words(again.pending) == "goo."
+
+
+def test_a_new_word_aligned_back_over_confirmed_words_starts_after_them():
+    # Given "actually just" confirmed up to 16.38 s
+    agreement = LocalAgreement()
+    for _ in range(2):
+        agreement.insert([Word(15.32, 16.14, " Actually"), Word(16.14, 16.38, " just")])
+        agreement.flush()
+    # When a re-decode hears the same audio as another word whose alignment stretches back over it (as Whisper
+    # gave "That's" from 15.32 to 17.92 s on an AMI meeting)
+    agreement.insert([Word(15.32, 17.92, " That's"), Word(18.08, 18.3, " it.")])
+    # Then the new word starts where the confirmed ones end, so its phrase cannot start before theirs
+    assert [(w.start, w.end) for w in agreement.pending] == [(16.38, 17.92), (18.08, 18.3)]

@@ -289,3 +289,24 @@ def test_eager_keeps_a_word_whisper_split_in_two_in_one_phrase_when_the_rest_com
     phrases = [e.text for e in events if isinstance(e, Phrase)]
     assert not any(p.rstrip(" ,").endswith("w5") for p in phrases), phrases
     assert any("w5-tail" in p.replace(",", "") for p in phrases), phrases
+
+
+def test_the_rest_of_a_word_whose_start_is_out_already_opens_its_phrase_as_a_word():
+    # Given a word (the seventh) that decodes as " w6" until the decoder has heard 0.3 s past it, and then as
+    # "-w6", the rest of the word before it (as Whisper gave "to" "cruel" and later "to" "-cruel"): "w5" goes out
+    # in a phrase while " w6" is heard after it, and the decodes then agree on "-w6"
+    audio, spoken = synth([12])
+
+    def decode(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
+        words = fake_decode(samples, prompt, final)
+        heard_past = len(samples) / RATE - next((w.end for w in words if w.word.strip(" ,") == "w6"), np.inf)
+        split = heard_past >= 0.3
+        return [Word(w.start, w.end, "-w6", w.probability) if split and w.word == " w6" else w for w in words]
+
+    # When it is streamed in real-time frames with eager phrases
+    events = run_with(decode, audio, 0.2, policy="eager", interval_s=0.2)
+    phrases = [e.text for e in events if isinstance(e, Phrase)]
+    # Then "w6" opens a phrase of its own, with no joiner before it, and every word is there once
+    assert any(p.startswith("w6") for p in phrases), phrases
+    assert not any(p.startswith("-") for p in phrases), phrases
+    assert phrase_text(events) == spoken
