@@ -213,7 +213,7 @@ def _validate_counts(num: int | None, lo: int | None, hi: int | None) -> None:
 
 
 class ResemblyzerDiarizer:
-    """Diarizer built on Resemblyzer speaker embeddings and spectral clustering (no torch needed).
+    """Diarizer built on Resemblyzer speaker embeddings and k-means clustering (no torch needed).
 
     Args:
         weights: Resemblyzer ``pretrained.pt`` to load (default: the one inside the installed ``resemblyzer``
