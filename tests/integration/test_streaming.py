@@ -12,6 +12,7 @@ import contextlib
 import json
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,10 +275,15 @@ def test_real_time_paced_streams_match_batch_accuracy(server, audio, batch_texts
     assert streamed <= batch + 0.02
 
 
-def boundary_faults(phrases: list[dict]) -> list[str]:
+def boundary_faults(phrases: list[dict], said_twice: Callable[[float], bool] = lambda _: False) -> list[str]:
     """Repeats and cuts across phrase boundaries: the same audio decoded twice shows as an n-gram ending one phrase
     that starts the next within a second of its end (n = 2-4; later, people do say things again) or, for one word,
-    inside its time; or a word cut in two ("America. | American", "self | -substantial")."""
+    inside its time; or a word cut in two ("America. | American", "self | -substantial").
+
+    People also say a thing twice in a row ("and he's Ed. And he's Ed.", an AMI speaker spelling a name):
+    ``said_twice(t)`` tells whether a batch decode hears back-to-back repeated words around session time ``t`` (s);
+    a repeat there is speech, not a fault.
+    """
     faults = []
     for first, second in zip(phrases, phrases[1:], strict=False):
         before, after = first["text"], second["text"]
@@ -287,12 +293,26 @@ def boundary_faults(phrases: list[dict]) -> list[str]:
         end = first["offset"] + first["duration"]
         # One word said twice ("Okay. Okay.") happens in speech, but not within the time of the first.
         sizes = range(1, 5) if second["offset"] < end else range(2, 5) if second["offset"] < end + 1000 else range(0)
-        for n in sizes:
-            if len(left) >= n and len(right) >= n and left[-n:] == right[:n]:
-                faults.append(f"repeated {' '.join(left[-n:])!r}: {before!r} | {after!r}")
+        repeated = [n for n in sizes if len(left) >= n and len(right) >= n and left[-n:] == right[:n]]
+        if repeated and not said_twice(end / 1000):
+            faults += [f"repeated {' '.join(left[-n:])!r}: {before!r} | {after!r}" for n in repeated]
         if after.lstrip()[:1] == "-" or (left[-1] != right[0] and right[0].startswith(left[-1]) and len(left[-1]) > 3):
             faults.append(f"word cut: {before!r} | {after!r}")
     return faults
+
+
+def batch_repeats(model, samples: np.ndarray) -> Callable[[float], bool]:
+    """Whether a batch decode (word times, beam 5) hears words said twice in a row within 3 s of a time (s)."""
+    segments, _ = model.transcribe(samples, language="en", beam_size=5, word_timestamps=True)
+    words = [(w.start, normalise(w.word)) for s in segments for w in s.words or [] if normalise(w.word)]
+    texts = [text for _, text in words]
+    starts = [
+        words[i][0]
+        for n in range(1, 5)
+        for i in range(len(words) - 2 * n + 1)
+        if texts[i : i + n] == texts[i + n : i + 2 * n]
+    ]
+    return lambda t: any(abs(start - t) <= 3.0 for start in starts)
 
 
 def confirmed_latencies(result: StreamResult, frame_ms: int = FRAME_MS) -> list[float]:
@@ -311,11 +331,16 @@ def confirmed_latencies(result: StreamResult, frame_ms: int = FRAME_MS) -> list[
 
 
 ALL_EN = [e for e in corpus_entries() if e["language"] == "en"]
+ENTRIES_ALL = {e["id"]: e for e in ALL_EN}
 
 
 def test_phrases_are_in_order_without_repeats_or_cuts_on_every_english_file(server):
     # Given every English corpus file, streamed at real-time pace, four sessions at a time (tiny.en)
+    from faster_whisper import WhisperModel
+
+    from auricle.config import Settings
     from auricle.engine.decode import decode
+    from auricle.models.registry import ModelRegistry
 
     limit = asyncio.Semaphore(4)
 
@@ -336,8 +361,11 @@ def test_phrases_are_in_order_without_repeats_or_cuts_on_every_english_file(serv
         # ... they come in order of their audio (word times of different decodes may overlap a little) ...
         starts = [p["offset"] for p in phrases]
         assert all(b >= a - 300 for a, b in zip(starts, starts[1:], strict=False)), (entry_id, starts)
-        # ... and no word is repeated or cut at a boundary
-        assert boundary_faults(phrases) == [], entry_id
+        # ... and no word is repeated or cut at a boundary (unless a batch decode hears it said twice there)
+        if boundary_faults(phrases):
+            tiny = WhisperModel(str(ModelRegistry(Settings()).resolve("tiny.en")), device="cpu", compute_type="int8")
+            samples = decode(CORPUS / ENTRIES_ALL[entry_id]["audio"]).samples
+            assert boundary_faults(phrases, batch_repeats(tiny, samples)) == [], entry_id
         latencies += confirmed_latencies(result)
     # And words are confirmed while the audio still streams (timing belongs to bench/streaming.py: a loose bound)
     ordered = sorted(latencies)
