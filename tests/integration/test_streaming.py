@@ -275,14 +275,16 @@ def test_real_time_paced_streams_match_batch_accuracy(server, audio, batch_texts
     assert streamed <= batch + 0.02
 
 
-def boundary_faults(phrases: list[dict], said_twice: Callable[[float], bool] = lambda _: False) -> list[str]:
+def boundary_faults(
+    phrases: list[dict], said_twice: Callable[[float, list[str]], bool] = lambda *_: False
+) -> list[str]:
     """Repeats and cuts across phrase boundaries: the same audio decoded twice shows as an n-gram ending one phrase
     that starts the next within a second of its end (n = 2-4; later, people do say things again) or, for one word,
     inside its time; or a word cut in two ("America. | American", "self | -substantial").
 
     People also say a thing twice in a row ("and he's Ed. And he's Ed.", an AMI speaker spelling a name):
-    ``said_twice(t)`` tells whether a batch decode hears back-to-back repeated words around session time ``t`` (s);
-    a repeat there is speech, not a fault.
+    ``said_twice(t, words)`` tells whether a batch decode hears some of ``words`` said twice in a row around session
+    time ``t`` (s); a repeat there is speech, not a fault.
     """
     faults = []
     for first, second in zip(phrases, phrases[1:], strict=False):
@@ -294,25 +296,26 @@ def boundary_faults(phrases: list[dict], said_twice: Callable[[float], bool] = l
         # One word said twice ("Okay. Okay.") happens in speech, but not within the time of the first.
         sizes = range(1, 5) if second["offset"] < end else range(2, 5) if second["offset"] < end + 1000 else range(0)
         repeated = [n for n in sizes if len(left) >= n and len(right) >= n and left[-n:] == right[:n]]
-        if repeated and not said_twice(end / 1000):
+        if repeated and not said_twice(end / 1000, left[-max(repeated) :]):
             faults += [f"repeated {' '.join(left[-n:])!r}: {before!r} | {after!r}" for n in repeated]
         if after.lstrip()[:1] == "-" or (left[-1] != right[0] and right[0].startswith(left[-1]) and len(left[-1]) > 3):
             faults.append(f"word cut: {before!r} | {after!r}")
     return faults
 
 
-def batch_repeats(model, samples: np.ndarray) -> Callable[[float], bool]:
-    """Whether a batch decode (word times, beam 5) hears words said twice in a row within 3 s of a time (s)."""
+def batch_repeats(model, samples: np.ndarray) -> Callable[[float, list[str]], bool]:
+    """Whether a batch decode (word times, beam 5) hears 1-4 words said twice in a row within 3 s of a time (s),
+    one of them among given words (the decodes may hear the rest differently: "and he's Ed" for "and he's dead")."""
     segments, _ = model.transcribe(samples, language="en", beam_size=5, word_timestamps=True)
     words = [(w.start, normalise(w.word)) for s in segments for w in s.words or [] if normalise(w.word)]
     texts = [text for _, text in words]
-    starts = [
-        words[i][0]
+    repeats = [
+        (words[i][0], set(texts[i : i + n]))
         for n in range(1, 5)
         for i in range(len(words) - 2 * n + 1)
         if texts[i : i + n] == texts[i + n : i + 2 * n]
     ]
-    return lambda t: any(abs(start - t) <= 3.0 for start in starts)
+    return lambda t, said: any(abs(start - t) <= 3.0 and heard & set(said) for start, heard in repeats)
 
 
 def confirmed_latencies(result: StreamResult, frame_ms: int = FRAME_MS) -> list[float]:
