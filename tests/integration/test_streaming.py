@@ -159,13 +159,27 @@ def audio():
 
 
 @pytest.fixture(scope="module")
-def batch_texts(audio):
-    """model name -> {entry id: batch transcription with that model (faster-whisper defaults, beam 5)}."""
+def whisper_model():
+    """model name -> faster-whisper on the server's model directory (int8, CPU), loaded on first use."""
     from faster_whisper import WhisperModel
 
     from auricle.config import Settings
     from auricle.models.registry import ModelRegistry
 
+    models: dict[str, WhisperModel] = {}
+
+    def load(name: str) -> WhisperModel:
+        if name not in models:
+            path = ModelRegistry(Settings()).resolve(name)
+            models[name] = WhisperModel(str(path), device="cpu", compute_type="int8")
+        return models[name]
+
+    return load
+
+
+@pytest.fixture(scope="module")
+def batch_texts(audio, whisper_model):
+    """model name -> {entry id: batch transcription with that model (faster-whisper defaults, beam 5)}."""
     cache: dict[tuple[str, int], dict[str, str]] = {}
 
     def texts(name: str, rate: int = 16000) -> dict[str, str]:
@@ -173,8 +187,7 @@ def batch_texts(audio):
         import soxr
 
         if (name, rate) not in cache:
-            path = ModelRegistry(Settings()).resolve(name)
-            model = WhisperModel(str(path), device="cpu", compute_type="int8")
+            model = whisper_model(name)
             cache[(name, rate)] = {}
             for key, samples in audio.items():
                 if rate != 16000:
@@ -334,29 +347,24 @@ def confirmed_latencies(result: StreamResult, frame_ms: int = FRAME_MS) -> list[
 
 
 ALL_EN = [e for e in corpus_entries() if e["language"] == "en"]
-ENTRIES_ALL = {e["id"]: e for e in ALL_EN}
 
 
-def test_phrases_are_in_order_without_repeats_or_cuts_on_every_english_file(server):
+def test_phrases_are_in_order_without_repeats_or_cuts_on_every_english_file(server, whisper_model):
     # Given every English corpus file, streamed at real-time pace, four sessions at a time (tiny.en)
-    from faster_whisper import WhisperModel
-
-    from auricle.config import Settings
     from auricle.engine.decode import decode
-    from auricle.models.registry import ModelRegistry
 
     limit = asyncio.Semaphore(4)
 
-    async def one(entry: dict) -> tuple[str, StreamResult]:
+    async def one(entry: dict) -> tuple[str, np.ndarray, StreamResult]:
         async with limit:
-            frames = pcm_frames(decode(entry["path"]).samples)
-            return entry["id"], await stream(server.ws_url, frames, pace_s=FRAME_MS / 1000)
+            samples = decode(entry["path"]).samples
+            return entry["id"], samples, await stream(server.ws_url, pcm_frames(samples), pace_s=FRAME_MS / 1000)
 
-    async def everything() -> list[tuple[str, StreamResult]]:
+    async def everything() -> list[tuple[str, np.ndarray, StreamResult]]:
         return await asyncio.gather(*(one(e) for e in ALL_EN))
 
     latencies: list[float] = []
-    for entry_id, result in asyncio.run(everything()):
+    for entry_id, samples, result in asyncio.run(everything()):
         assert result.final_text is not None and result.close_code == 1000, entry_id
         phrases = [m["payload"] for m in result.of("speech.phrase") if m["payload"]["status"] == "Success"]
         # Then the phrases, concatenated, are the final transcript ...
@@ -366,9 +374,7 @@ def test_phrases_are_in_order_without_repeats_or_cuts_on_every_english_file(serv
         assert all(b >= a - 300 for a, b in zip(starts, starts[1:], strict=False)), (entry_id, starts)
         # ... and no word is repeated or cut at a boundary (unless a batch decode hears it said twice there)
         if boundary_faults(phrases):
-            tiny = WhisperModel(str(ModelRegistry(Settings()).resolve("tiny.en")), device="cpu", compute_type="int8")
-            samples = decode(CORPUS / ENTRIES_ALL[entry_id]["audio"]).samples
-            assert boundary_faults(phrases, batch_repeats(tiny, samples)) == [], entry_id
+            assert boundary_faults(phrases, batch_repeats(whisper_model("tiny.en"), samples)) == [], entry_id
         latencies += confirmed_latencies(result)
     # And words are confirmed while the audio still streams (timing belongs to bench/streaming.py: a loose bound)
     ordered = sorted(latencies)
