@@ -219,10 +219,19 @@ BAD = [
     ("/v1/audio/transcriptions", {"temperature": "7"}, "jfk", 400, "temperature"),
     ("/v1/audio/transcriptions", {"language": "xx"}, "jfk", 400, "unsupported language"),
     ("/v1/audio/transcriptions", {"model": "large-v3"}, "jfk", 503, "not available offline"),
+    # A part with an empty filename is a text field to multipart parsers: under 1 MB, and over it (JFK is 1.1 MB).
+    ("/asr", {}, ("", JFK.read_bytes()[:200_000]), 400, "'audio_file' part has no filename"),
+    ("/asr", {}, ("", JFK.read_bytes()), 400, "has no filename"),
+    ("/v1/audio/transcriptions", {}, ("", JFK.read_bytes()[:200_000]), 400, "'file' part has no filename"),
+    ("/v1/audio/transcriptions", {}, ("", JFK.read_bytes()), 400, "has no filename"),
+    ("/v1/jobs", {}, ("", JFK.read_bytes()[:200_000]), 400, "'file' part has no filename"),
+    ("/v1/jobs", {}, ("", JFK.read_bytes()), 400, "has no filename"),
 ]
 
 
-@pytest.mark.parametrize("path,fields,upload,status,message", BAD, ids=[f"{b[0]}-{b[3]}-{b[4]}" for b in BAD])
+@pytest.mark.parametrize(
+    "path,fields,upload,status,message", BAD, ids=[f"{b[0]}-{b[3]}-{b[4]}-{i}" for i, b in enumerate(BAD)]
+)
 def test_bad_requests_get_clear_errors(server, path, fields, upload, status, message):
     field = "audio_file" if path == "/asr" else "file"
     files = None

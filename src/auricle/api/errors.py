@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from auricle import metrics
+from auricle.api.uploads import no_filename_message
 from auricle.errors import (
     AudioDecodeError,
     AuricleError,
@@ -121,6 +122,9 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path", "header")]
             param = param or (loc[-1] if loc else None)
+            if "Expected UploadFile" in str(err.get("msg", "")):  # a file part sent without a filename
+                problems.append(no_filename_message(loc[-1] if loc else "file"))
+                continue
             problems.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
         message = "invalid request: " + "; ".join(problems)
         status = 400 if request.url.path.startswith("/v1/") or request.url.path == "/asr" else 422
@@ -129,6 +133,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 400 and message.startswith("Part exceeded maximum size"):
+            message = no_filename_message(
+                "file" if request.url.path.startswith("/v1/") else "audio_file", oversized=True
+            )
         codes = {
             401: "invalid_api_key",
             404: "not_found",

@@ -13,9 +13,20 @@ from starlette.datastructures import UploadFile
 from auricle import metrics
 from auricle.errors import AudioDecodeError, InvalidRequestError
 
-__all__ = ["save_upload"]
+__all__ = ["no_filename_message", "save_upload"]
 
 _CHUNK = 1024 * 1024
+
+
+def no_filename_message(field: str = "file", *, oversized: bool = False) -> str:
+    """What to tell a client whose audio part has no filename: multipart parsers (Starlette's, like others) read
+    such a part as a text field, limited to 1 MB, so it never reaches us as a file. ``oversized``: the parser
+    refused a part over that limit, and which part it was is not known."""
+    part = "a form part over 1 MB" if oversized else f"the '{field}' part"
+    return (
+        f"{part} has no filename, so it was read as a text field (at most 1 MB), not as a file: "
+        f"send the audio as a file part with a filename, e.g. curl -F '{field}=@audio.wav'"
+    )
 
 
 def _spool_path(spool_dir: Path, filename: str | None) -> Path:

@@ -25,7 +25,7 @@ from auricle.api._headers import content_disposition, safe_filename
 from auricle.api.deps import AuthDep, JobServiceDep, QueueDep, RegistryDep, SettingsDep
 from auricle.api.errors import error_response
 from auricle.api.params import merged_params, options_from_params, parse_known_speaker_references
-from auricle.api.uploads import save_upload
+from auricle.api.uploads import no_filename_message, save_upload
 from auricle.engine.formats import EXTENSIONS, MEDIA_TYPES, render
 from auricle.engine.types import Transcript
 from auricle.errors import InvalidRequestError, JobNotFoundError
@@ -85,6 +85,8 @@ async def submit_jobs(
     urls = [item.strip() for name in _URL_FIELDS for item in form.getlist(name) if isinstance(item, str)]
     urls += [item.strip() for name in _URL_FIELDS for item in request.query_params.getlist(name)]
     urls = [url for url in urls if url]
+    if not uploads and any(isinstance(item, str) for name in _FILE_FIELDS for item in form.getlist(name)):
+        raise InvalidRequestError(no_filename_message(), param="file")
     if not uploads and not urls:
         raise InvalidRequestError(
             "no audio was sent: upload it as multipart field 'file' or give its address in field 'url'", param="file"
