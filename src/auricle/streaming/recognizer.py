@@ -250,7 +250,8 @@ class StreamingRecognizer:
             offset = (self._buf_start + start) / SAMPLE_RATE
             quick = [w.shifted(offset) for w in self._decoder.decode(self._buf[start:end], self._prompt, False)]
             quick = _strip_invented_tail(quick, (self._buf_start + speech_end) / SAMPLE_RATE)
-            if all(w.probability >= _EAGER_MIN_PROBABILITY for w in self._phrase_agreement(quick).pending):
+            pending = self._phrase_agreement(quick).pending
+            if all(w.probability >= _EAGER_MIN_PROBABILITY for w in pending) and self._repeat_against(pending) <= 0:
                 self._note_hypothesized(result, quick)
                 self._restart_phrase(quick)
                 self._emit_phrase(result, self._agreement.complete(), cut)
@@ -303,10 +304,28 @@ class StreamingRecognizer:
         # Eager decodes hear the whole utterance in the buffer: the audio before it adds little for its cost.
         for context in (False,) if self._policy == "eager" else (True, False):
             words = self._final_decode(result, start, end, speech_end, context=context)
-            if len(self._phrase_agreement(words).pending) >= _MIN_FINAL_SHARE * expected - 1:
+            pending = self._phrase_agreement(words).pending
+            repeat = self._repeat_against(pending)
+            # (A tentative decode that looped makes too many words expected.)
+            if repeat < 0 or (repeat == 0 and len(pending) >= _MIN_FINAL_SHARE * expected - 1):
                 return words
-            logger.debug("final decode gave %d words where %d were expected", len(words), expected)
+            logger.debug("final decode gave %d words where %d were expected, or looped", len(words), expected)
         return None
+
+    def _repeat_against(self, pending: list[Word]) -> int:
+        """1 when a decode of the phrase says three words twice (with the words just before it) where the tentative
+        decodes of the same audio said them once, -1 the other way round, else 0: Whisper loops ("much more in it
+        than it was. The much more in it than he said", where batch heard it once), and either decode may be the
+        one that looped. Speech said twice ("what your country can do for you, ask what you can do for your
+        country") is in both, once both have heard it: decodes that end more than a second apart are not compared.
+        """
+        before = self._emitted_tail + [w.word for w in self._kept_phrase_words()]
+        tentative = self._phrase_words[len(self._kept_phrase_words()) :] + self._agreement.tentative
+        if not pending or not tentative or abs(pending[-1].end - tentative[-1].end) > 1.0:
+            return 0
+        new = _repeated_trigrams(before + [w.word for w in pending])
+        old = _repeated_trigrams(before + [w.word for w in tentative])
+        return 1 if new - old else -1 if old - new else 0
 
     def _final_decode(
         self, result: StepResult, start: int, end: int, speech_end: int, *, context: bool = True
@@ -479,7 +498,7 @@ class StreamingRecognizer:
             return
         self._emitted_time = words[-1].end
         self._phrase_starts = [*self._phrase_starts[-20:], max(0, round((words[0].start - _PAD_S) * SAMPLE_RATE))]
-        self._emitted_tail = [w.word for w in words[-5:]]
+        self._emitted_tail = (self._emitted_tail + [w.word for w in words])[-5:]
         confidence = float(np.mean([w.probability for w in words]))
         resume_s = (self._buf_start + max(0, min(cut, len(self._buf)))) / SAMPLE_RATE
         result.events.append(Phrase(words[0].start, words[-1].end, text, confidence, resume_s))
@@ -539,6 +558,13 @@ def _cut_point(words: list[Word], min_s: float, until: float, *, clause: bool) -
 def _starts_word(word: Word) -> bool:
     """Whether ``word`` begins a new word (Whisper also splits one word in pieces: "bud" "-buriest")."""
     return word.word[:1].isspace() and bool(normalize_word(word.word[:2]))
+
+
+def _repeated_trigrams(texts: list[str]) -> set[tuple[str, ...]]:
+    """The three-word sequences that occur more than once in ``texts`` (normalised words)."""
+    words = [w for w in map(normalize_word, texts) if w]
+    grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+    return {g for g in grams if grams.count(g) > 1}
 
 
 def _strip_invented_tail(words: list[Word], speech_end: float) -> list[Word]:

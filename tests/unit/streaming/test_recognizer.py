@@ -310,3 +310,28 @@ def test_the_rest_of_a_word_whose_start_is_out_already_opens_its_phrase_as_a_wor
     assert any(p.startswith("w6") for p in phrases), phrases
     assert not any(p.startswith("-") for p in phrases), phrases
     assert phrase_text(events) == spoken
+
+
+def loops_at_the_pause(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
+    """Like :func:`fake_decode`, but a greedy decode that hears an utterance end (w9 and silence after it) loops,
+    as Whisper does now and then: it says the three words before w9 again, unsure of them ("much more in it than it
+    was. The much more in it than he said", AMI trn00). The beam (final) decode does not."""
+    words = fake_decode(samples, prompt, final)
+    ends = [i for i, w in enumerate(words) if normalize_word(w.word) == "w9" and len(samples) / RATE - w.end > 0.2]
+    if final or not ends or ends[0] < 3:
+        return words
+    i = ends[0]
+    # Whisper crams the repeated words into the time of the next one.
+    start, step = words[i].start, (words[i].end - words[i].start) / 5
+    again = [Word(start + k * step, start + (k + 1) * step, w.word, 0.3) for k, w in enumerate(words[i - 3 : i])]
+    return words[:i] + again + [Word(start + 3 * step, words[i].end, words[i].word, words[i].probability)]
+
+
+@pytest.mark.parametrize("chunk_s", [0.2, 0.5, 1.0])
+@pytest.mark.parametrize("policy", ["eager", "utterance"])
+def test_a_loop_in_the_tentative_decodes_is_not_emitted_when_the_final_decode_has_none(chunk_s, policy):
+    # Given an utterance whose greedy decodes loop once they hear its end
+    audio, spoken = synth([10, 4])
+    events = run_with(loops_at_the_pause, audio, chunk_s, interval_s=0.2, policy=policy)
+    # Then every word comes out once: the final decode, without the loop, is taken though it has fewer words
+    assert phrase_text(events) == spoken
