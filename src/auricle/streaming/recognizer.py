@@ -306,11 +306,8 @@ class StreamingRecognizer:
             words = self._final_decode(result, start, end, speech_end, context=context)
             pending = self._phrase_agreement(words).pending
             repeat = self._repeat_against(pending)
-            # A tentative decode that looped makes too many words expected. Only in eager, where it was seen: in
-            # utterance a final decode that skips a repeat the speaker made (AMI trn00 with base, "duplication of
-            # effort" said twice) would look the same, and it has context to lose.
-            trusted = repeat < 0 and self._policy == "eager"
-            if repeat <= 0 and (trusted or len(pending) >= _MIN_FINAL_SHARE * expected - 1):
+            # (A tentative decode that looped makes too many words expected.)
+            if repeat < 0 or (repeat == 0 and len(pending) >= _MIN_FINAL_SHARE * expected - 1):
                 return words
             logger.debug("final decode gave %d words where %d were expected, or looped", len(words), expected)
         return None
