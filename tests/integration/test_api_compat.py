@@ -17,6 +17,7 @@ from support import CORPUS, SPEAKR_DIARIZE, normalise, start_server
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 JFK = CORPUS / "audio" / "jfk.flac"
+JFK_BYTES = JFK.read_bytes()
 SONNET = CORPUS / "audio" / "librivox_sonnet001.mp3"
 GERMAN = CORPUS / "audio" / "librivox_simplicissimus_de.mp3"
 STEREO = CORPUS / "audio" / "stereo_two_speakers.wav"
@@ -220,12 +221,12 @@ BAD = [
     ("/v1/audio/transcriptions", {"language": "xx"}, "jfk", 400, "unsupported language"),
     ("/v1/audio/transcriptions", {"model": "large-v3"}, "jfk", 503, "not available offline"),
     # A part with an empty filename is a text field to multipart parsers: under 1 MB, and over it (JFK is 1.1 MB).
-    ("/asr", {}, ("", JFK.read_bytes()[:200_000]), 400, "'audio_file' part has no filename"),
-    ("/asr", {}, ("", JFK.read_bytes()), 400, "has no filename"),
-    ("/v1/audio/transcriptions", {}, ("", JFK.read_bytes()[:200_000]), 400, "'file' part has no filename"),
-    ("/v1/audio/transcriptions", {}, ("", JFK.read_bytes()), 400, "has no filename"),
-    ("/v1/jobs", {}, ("", JFK.read_bytes()[:200_000]), 400, "'file' part has no filename"),
-    ("/v1/jobs", {}, ("", JFK.read_bytes()), 400, "has no filename"),
+    ("/asr", {}, ("", JFK_BYTES[:200_000]), 400, "'audio_file' part has no filename"),
+    ("/asr", {}, ("", JFK_BYTES), 400, "has no filename"),
+    ("/v1/audio/transcriptions", {}, ("", JFK_BYTES[:200_000]), 400, "'file' part has no filename"),
+    ("/v1/audio/transcriptions", {}, ("", JFK_BYTES), 400, "has no filename"),
+    ("/v1/jobs", {}, ("", JFK_BYTES[:200_000]), 400, "'file' part has no filename"),
+    ("/v1/jobs", {}, ("", JFK_BYTES), 400, "has no filename"),
 ]
 
 
@@ -236,7 +237,7 @@ def test_bad_requests_get_clear_errors(server, path, fields, upload, status, mes
     field = "audio_file" if path == "/asr" else "file"
     files = None
     if upload == "jfk":
-        files = {field: ("jfk.flac", JFK.read_bytes())}
+        files = {field: ("jfk.flac", JFK_BYTES)}
     elif upload is not None:
         files = {field: upload}
     with server.client() as client:

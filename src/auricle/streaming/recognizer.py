@@ -319,8 +319,9 @@ class StreamingRecognizer:
         one that looped. Speech said twice ("what your country can do for you, ask what you can do for your
         country") is in both, once both have heard it: decodes that end more than a second apart are not compared.
         """
-        before = self._emitted_tail + [w.word for w in self._kept_phrase_words()]
-        tentative = self._phrase_words[len(self._kept_phrase_words()) :] + self._agreement.tentative
+        kept = self._kept_phrase_words()
+        before = self._emitted_tail + [w.word for w in kept]
+        tentative = self._phrase_words[len(kept) :] + self._agreement.tentative
         if not pending or not tentative or abs(pending[-1].end - tentative[-1].end) > 1.0:
             return 0
         new = _repeated_trigrams(before + [w.word for w in pending])
