@@ -75,8 +75,9 @@ def test_redis_down_under_load_is_503_with_retry_after_and_loses_nothing(tmp_pat
             ready = client.get("/ready")
             sync = client.post("/asr", files={"audio_file": ("jfk.flac", JFK.read_bytes())})
         time.sleep(1.5)
-        redis.start()
+        # (Redis may answer before start() sees its PONG: the window closes when the restart begins.)
         up_at = time.monotonic()
+        redis.start()
         time.sleep(2)
         load.stop.set()
         load.join(30)
@@ -90,7 +91,8 @@ def test_redis_down_under_load_is_503_with_retry_after_and_loses_nothing(tmp_pat
         # Retry-After; every 503 at any time carries Retry-After. (In eight runs every answer in the window was a 503;
         # what failed now and then was the spool check below: an upload whose job Redis did not take stayed behind.)
         during = [a for a in load.answers if down_at + 0.5 < a[0] and a[4] < up_at]
-        assert during and all(status == 503 and retry for _, status, retry, _, _ in during), during
+        wrong = [a for a in during if a[1] != 503 or not a[2]]
+        assert during and not wrong, wrong
         unavailable = [a for a in load.answers if a[1] == 503]
         assert all(retry for _, _, retry, _, _ in unavailable), [a for a in unavailable if not a[2]]
         assert load.dropped == 0

@@ -14,6 +14,7 @@ thread-safe; the scheduler runs at most one step of a session at a time.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -314,19 +315,23 @@ class StreamingRecognizer:
 
     def _repeat_against(self, pending: list[Word]) -> int:
         """1 when a decode of the phrase says three words twice (with the words just before it) where the tentative
-        decodes of the same audio said them once, -1 the other way round, else 0: Whisper loops ("much more in it
-        than it was. The much more in it than he said", where batch heard it once), and either decode may be the
-        one that looped. Speech said twice ("what your country can do for you, ask what you can do for your
-        country") is in both, once both have heard it: decodes that end more than a second apart are not compared.
+        decodes said them once, -1 the other way round, else 0: Whisper loops ("much more in it than it was. The
+        much more in it than he said", where batch heard it once), and either decode may be the one that looped.
+        Speech said twice ("what your country can do for you, ask what you can do for your country") is in both
+        once both have heard it, so a repeat counts only where the other decode's words reach.
         """
         kept = self._kept_phrase_words()
         before = self._emitted_tail + [w.word for w in kept]
         tentative = self._phrase_words[len(kept) :] + self._agreement.tentative
-        if not pending or not tentative or abs(pending[-1].end - tentative[-1].end) > 1.0:
+        if not pending or not tentative:
             return 0
-        new = _repeated_trigrams(before + [w.word for w in pending])
-        old = _repeated_trigrams(before + [w.word for w in tentative])
-        return 1 if new - old else -1 if old - new else 0
+        new = _repeated_trigrams(before, pending, until=tentative[-1].end)
+        old = _repeated_trigrams(before, tentative, until=pending[-1].end)
+        if old - new and not new - old:
+            # Unless the decode without the repeat skipped it, stretching a word over it ("and stuff." over 3.5 s
+            # where the tentative decodes heard "duplication of effort and stuff", AMI trn00).
+            return 1 if _stretched_over(pending, tentative) else -1
+        return 1 if new - old else 0
 
     def _final_decode(
         self, result: StepResult, start: int, end: int, speech_end: int, *, context: bool = True
@@ -561,11 +566,27 @@ def _starts_word(word: Word) -> bool:
     return word.word[:1].isspace() and bool(normalize_word(word.word[:2]))
 
 
-def _repeated_trigrams(texts: list[str]) -> set[tuple[str, ...]]:
-    """The three-word sequences that occur more than once in ``texts`` (normalised words)."""
-    words = [w for w in map(normalize_word, texts) if w]
-    grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
-    return {g for g in grams if grams.count(g) > 1}
+def _repeated_trigrams(before: list[str], words: list[Word], *, until: float) -> set[tuple[str, ...]]:
+    """The three-word sequences (normalised) said again in ``words`` after ``before``, where the repeat ends by
+    ``until`` (session seconds)."""
+    items = [(t, -math.inf) for t in map(normalize_word, before)] + [(normalize_word(w.word), w.end) for w in words]
+    items = [item for item in items if item[0]]
+    seen: set[tuple[str, ...]] = set()
+    repeated = set()
+    for index in range(len(items) - 2):
+        gram = tuple(text for text, _ in items[index : index + 3])
+        if gram in seen and items[index + 2][1] <= until:
+            repeated.add(gram)
+        seen.add(gram)
+    return repeated
+
+
+def _stretched_over(words: list[Word], other: list[Word]) -> bool:
+    """Whether one of ``words`` lasts over a second and spans the middles of two or more of ``other``: a decode
+    that skipped audio another decode heard words in."""
+    return any(
+        w.end - w.start > 1.0 and sum(w.start <= (o.start + o.end) / 2 <= w.end for o in other) >= 2 for w in words
+    )
 
 
 def _strip_invented_tail(words: list[Word], speech_end: float) -> list[Word]:

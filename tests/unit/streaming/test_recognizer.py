@@ -335,3 +335,42 @@ def test_a_loop_in_the_tentative_decodes_is_not_emitted_when_the_final_decode_ha
     events = run_with(loops_at_the_pause, audio, chunk_s, interval_s=0.2, policy=policy)
     # Then every word comes out once: the final decode, without the loop, is taken though it has fewer words
     assert phrase_text(events) == spoken
+
+
+SAID_AGAIN = {6: 1, 7: 2, 8: 3}  # the speaker says w1 w2 w3 again as w6 w7 w8
+
+
+def says_again(*, greedy_stops_early: bool = False, beam_skips: bool = False):
+    """Like :func:`fake_decode`, but the second utterance's w6 w7 w8 are the words w1 w2 w3 said again ("what your
+    country can do for you, ask what you can do for your country"). ``greedy_stops_early``: greedy decodes stop
+    after w7, as Whisper does now and then (JFK, base: "ask what you can do."). ``beam_skips``: the beam (final)
+    decode skips the repeat, stretching w5 over its audio (AMI trn00, base: "... and stuff." over 3.5 s where the
+    greedy decodes heard "duplication of effort and stuff")."""
+
+    def decode(samples: np.ndarray, prompt: str, final: bool) -> list[Word]:
+        words: list[Word] = []
+        for word in fake_decode(samples, prompt, final):
+            index = int(normalize_word(word.word)[1:])
+            if greedy_stops_early and not final and index >= 8:
+                break
+            if beam_skips and final and index in SAID_AGAIN and words:
+                words[-1] = Word(words[-1].start, word.end, words[-1].word, words[-1].probability)
+                continue
+            said = index if word.word.endswith("~") else SAID_AGAIN.get(index, index)
+            words.append(Word(word.start, word.end, word.word.replace(f"w{index}", f"w{said}"), word.probability))
+        return words
+
+    return decode
+
+
+@pytest.mark.parametrize("chunk_s", [0.2, 0.5, 1.0])
+@pytest.mark.parametrize("policy", ["eager", "utterance"])
+@pytest.mark.parametrize("fault", ["greedy_stops_early", "beam_skips"])
+def test_words_the_speaker_says_again_are_kept_when_one_decode_misses_them(fault, chunk_s, policy):
+    # Given a second utterance that says the first one's last three words again, which either the greedy decodes
+    # miss (they stop early) or the final decodes skip
+    audio, spoken = synth([4, 6])
+    spoken = [f"w{SAID_AGAIN.get(int(w[1:]), int(w[1:]))}" for w in spoken]
+    events = run_with(says_again(**{fault: True}), audio, chunk_s, interval_s=0.2, policy=policy)
+    # Then the decode that has them wins: the repeat is speech, not a loop
+    assert phrase_text(events) == spoken
