@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import CORPUS, ROOT, normalise
+from support import CORPUS, ROOT, free_port, normalise, start_server
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -106,3 +106,27 @@ def test_stream_needs_a_file_or_a_microphone_and_says_what_is_missing(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "--mic needs the sounddevice package" in result.stderr or "cannot open the microphone" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_stream_says_what_is_wrong_with_the_server_or_the_url(tmp_path):
+    jfk = str(CORPUS / "audio" / "jfk.flac")
+    # Nothing listening, or not a WebSocket URL: a one-line error, exit status 2
+    nobody = auricle("stream", "--fast", "--url", f"ws://127.0.0.1:{free_port()}", jfk, cwd=tmp_path)
+    assert nobody.returncode == 2 and "cannot connect to" in nobody.stderr and "auricle serve" in nobody.stderr
+    assert "not a WebSocket URL" in auricle("stream", "--url", "ftp://example", jfk, cwd=tmp_path).stderr
+    server = start_server(tmp_path / "server", {"AURICLE_API_KEYS": "k1", "AURICLE_DEFAULT_MODEL": "tiny.en"})
+    try:
+        host = server.url.removeprefix("http://")
+        # A server that wants a key, and a URL with the wrong path
+        keyless = auricle("stream", "--fast", "--url", f"ws://{host}/transcribe", jfk, cwd=tmp_path)
+        assert keyless.returncode == 2 and "HTTP 401" in keyless.stderr and "--api-key" in keyless.stderr
+        wrong_path = auricle("stream", "--fast", "--api-key", "k1", "--url", f"ws://{host}/asr", jfk, cwd=tmp_path)
+        assert wrong_path.returncode == 2 and "its path is /transcribe" in wrong_path.stderr
+        # The server's http:// address with no path, as users type it: streams to /transcribe
+        ok = auricle("stream", "--fast", "--api-key", "k1", "--url", server.url, jfk, cwd=tmp_path)
+        assert ok.returncode == 0, ok.stderr
+        assert "ask what you can do for your country" in normalise(ok.stdout)
+    finally:
+        server.stop()
+    for result in (nobody, keyless, wrong_path):
+        assert "Traceback" not in result.stderr

@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -30,10 +31,39 @@ __all__ = ["StreamError", "cmd_stream", "register", "stream_file", "stream_micro
 logger = logging.getLogger(__name__)
 
 _FRAME_MS = 200
+_EXAMPLE_URL = "ws://127.0.0.1:9000/transcribe"
 
 
 class StreamError(AuricleError):
-    """Raised when the server reports a ``speech.error`` or closes before the end of the stream."""
+    """Raised when the server cannot be reached or refuses the stream, reports a ``speech.error``, or closes before
+    the end of the stream."""
+
+
+def stream_url(url: str) -> str:
+    """``url`` as a WebSocket URL of the streaming endpoint: ``http(s)`` becomes ``ws(s)``, and a URL without a
+    path gets ``/transcribe`` (``--url ws://host:9000`` works as users type it)."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss") or not parts.netloc:
+        raise StreamError(f"not a WebSocket URL: {url!r} (e.g. {_EXAMPLE_URL})")
+    return urlunsplit(
+        (scheme, parts.netloc, parts.path if parts.path not in ("", "/") else "/transcribe", parts.query, "")
+    )
+
+
+def _refused(url: str, status: int, body: bytes) -> StreamError:
+    """The error for a handshake the server answered with HTTP ``status`` instead of a WebSocket."""
+    try:
+        data = json.loads(body)
+        detail = data.get("detail") or (data.get("error") or {}).get("message")
+    except (ValueError, AttributeError):
+        detail = None
+    if status in (403, 404) and not detail:
+        return StreamError(
+            f"no streaming endpoint at {url} (HTTP {status}): its path is /transcribe, e.g. {_EXAMPLE_URL}"
+        )
+    hint = " (give the key with --api-key)" if status == 401 else ""
+    return StreamError(f"the server refused the stream at {url} (HTTP {status}): {detail or 'no reason given'}{hint}")
 
 
 def stream_file(url: str, path: str, *, fast: bool, model: str | None, api_key: str | None, out: TextIO) -> str:
@@ -122,41 +152,54 @@ async def _stream(
     if model:
         config["model_id"] = model
     display = _Display(out)
-    async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
-        await ws.send(json.dumps({"type": "speech.config", "payload": config}))
-        slow = asyncio.Event()
-        slow.set()
+    url = stream_url(url)
+    try:
+        async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+            return await _exchange(ws, frames, config, display)
+    except websockets.InvalidStatus as exc:
+        raise _refused(url, exc.response.status_code, bytes(exc.response.body or b"")) from None
+    except websockets.ConnectionClosedError as exc:
+        raise StreamError(f"the server closed the connection before the end of the stream ({exc})") from None
+    except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+        raise StreamError(f"cannot connect to {url}: {exc}. Is `auricle serve` running there?") from None
 
-        async def send() -> None:
-            async for frame in frames:
-                await slow.wait()
-                await ws.send(frame)
-            await ws.send(json.dumps({"type": "speech.end", "payload": {}}))
 
-        sender = asyncio.create_task(send())
-        try:
-            async for raw in ws:
-                message = json.loads(raw)
-                kind, payload = message.get("type"), message.get("payload") or {}
-                if kind == "speech.error":
-                    raise StreamError(f"{payload.get('code')}: {payload.get('message')}")
-                if kind == "speech.backpressure":
-                    # Honour the server's request; it also stops reading when its buffer is full.
-                    if payload.get("action") == "slow_down":
-                        slow.clear()
-                    else:
-                        slow.set()
-                elif kind == "speech.hypothesis":
-                    display.partial(payload.get("text", ""))
-                elif kind == "speech.phrase" and payload.get("status") == "EndOfStream":
-                    display.clear()
-                    return str(payload.get("text", ""))
-                elif kind == "speech.phrase":
-                    display.final(payload.get("text", ""))
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+async def _exchange(ws: Any, frames: AsyncIterator[bytes], config: dict[str, Any], display: _Display) -> str:
+    """Send the config, then the frames and ``speech.end``, showing results; the final transcript."""
+    await ws.send(json.dumps({"type": "speech.config", "payload": config}))
+    slow = asyncio.Event()
+    slow.set()
+
+    async def send() -> None:
+        async for frame in frames:
+            await slow.wait()
+            await ws.send(frame)
+        await ws.send(json.dumps({"type": "speech.end", "payload": {}}))
+
+    sender = asyncio.create_task(send())
+    try:
+        async for raw in ws:
+            message = json.loads(raw)
+            kind, payload = message.get("type"), message.get("payload") or {}
+            if kind == "speech.error":
+                raise StreamError(f"{payload.get('code')}: {payload.get('message')}")
+            if kind == "speech.backpressure":
+                # Honour the server's request; it also stops reading when its buffer is full.
+                if payload.get("action") == "slow_down":
+                    slow.clear()
+                else:
+                    slow.set()
+            elif kind == "speech.hypothesis":
+                display.partial(payload.get("text", ""))
+            elif kind == "speech.phrase" and payload.get("status") == "EndOfStream":
+                display.clear()
+                return str(payload.get("text", ""))
+            elif kind == "speech.phrase":
+                display.final(payload.get("text", ""))
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
     raise StreamError("the server closed the connection before the end of the stream")
 
 
