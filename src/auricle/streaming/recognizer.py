@@ -328,8 +328,8 @@ class StreamingRecognizer:
         new = _repeated_trigrams(before, pending, until=tentative[-1].end)
         old = _repeated_trigrams(before, tentative, until=pending[-1].end)
         if old - new and not new - old:
-            # Unless the decode without the repeat skipped it, stretching a word over it ("and stuff." over 3.5 s
-            # where the tentative decodes heard "duplication of effort and stuff", AMI trn00).
+            # Unless the decode without the repeat ended early, stretching its last word over it ("and stuff." over
+            # 3.5 s where the tentative decodes heard "duplication of effort and stuff", AMI trn00).
             return 1 if _stretched_over(pending, tentative) else -1
         return 1 if new - old else 0
 
@@ -582,11 +582,11 @@ def _repeated_trigrams(before: list[str], words: list[Word], *, until: float) ->
 
 
 def _stretched_over(words: list[Word], other: list[Word]) -> bool:
-    """Whether one of ``words`` lasts over a second and spans the middles of two or more of ``other``: a decode
-    that skipped audio another decode heard words in."""
-    return any(
-        w.end - w.start > 1.0 and sum(w.start <= (o.start + o.end) / 2 <= w.end for o in other) >= 2 for w in words
-    )
+    """Whether the last of ``words`` lasts over a second and spans the middles of two or more of ``other``: a decode
+    that ended early, skipping audio in which another decode heard words. (A long word inside a decode is often a
+    pause or another speaker, where a looping decode crams its repeat.)"""
+    last = words[-1]
+    return last.end - last.start > 1.0 and sum(last.start <= (o.start + o.end) / 2 <= last.end for o in other) >= 2
 
 
 def _strip_invented_tail(words: list[Word], speech_end: float) -> list[Word]:
