@@ -366,7 +366,8 @@ def says_again(*, greedy_stops_early: bool = False, beam_skips: bool = False):
 @pytest.mark.parametrize("chunk_s", [0.2, 0.5, 1.0])
 @pytest.mark.parametrize(
     ("fault", "policy"),
-    # (In eager the words are out before a final decode of the whole utterance could skip them.)
+    # (Not beam_skips under eager: there the final decode covers only the words still pending, and one that ends
+    # early loses the last word, w9; the word-count guard allows one word short. Known, not mended here.)
     [("greedy_stops_early", "eager"), ("greedy_stops_early", "utterance"), ("beam_skips", "utterance")],
 )
 def test_words_the_speaker_says_again_are_kept_when_one_decode_misses_them(fault, policy, chunk_s):
