@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import httpx
 from tqdm import tqdm
 
-from auricle.cli._output import OUTPUTS
+from auricle.cli._output import OUTPUTS, server_error_detail
 from auricle.config import Settings
 
 __all__ = ["DEFAULT_URL", "cmd_jobs", "list_jobs", "register", "result", "submit", "watch"]
@@ -36,12 +36,7 @@ def _client(url: str, api_key: str | None, timeout: float | httpx.Timeout | None
 
 
 def _error(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}: {response.text[:200]}"
-    detail = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("detail")
-    return f"HTTP {response.status_code}: {detail or body}"
+    return f"HTTP {response.status_code}: {server_error_detail(response.content) or response.text[:200]}"
 
 
 def submit(

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from auricle.cli._output import server_error_detail
 from auricle.config import Settings
 from auricle.engine.decode import decode
 from auricle.engine.types import SAMPLE_RATE as _RATE
@@ -53,11 +54,7 @@ def stream_url(url: str) -> str:
 
 def _refused(url: str, status: int, body: bytes) -> StreamError:
     """The error for a handshake the server answered with HTTP ``status`` instead of a WebSocket."""
-    try:
-        data = json.loads(body)
-        detail = data.get("detail") or (data.get("error") or {}).get("message")
-    except (ValueError, AttributeError):
-        detail = None
+    detail = server_error_detail(body)
     if status in (403, 404) and not detail:
         return StreamError(
             f"no streaming endpoint at {url} (HTTP {status}): its path is /transcribe, e.g. {_EXAMPLE_URL}"
